@@ -1,0 +1,1 @@
+"""Journeyflow: the application layer (CLI, settings, wiring) over `dsl`, `engine` and friends."""
