@@ -24,7 +24,7 @@ NOWHERE = Loc()
 
 
 def _loc() -> Loc:
-    return field(default=NOWHERE, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=NOWHERE, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------- expressions
@@ -146,11 +146,11 @@ NO_COMMENTS = Comments()
 
 
 def _comments() -> Comments:
-    return field(default=NO_COMMENTS)  # type: ignore[return-value]
+    return field(default=NO_COMMENTS)
 
 
 def _blank() -> bool:
-    return field(default=False, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=False, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------- settings

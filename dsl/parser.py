@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn, cast
 
 from lark import (
     Lark,
@@ -26,7 +26,7 @@ from lark import (
 )
 from lark.exceptions import VisitError
 from lark.indenter import Indenter
-from lark.tree import Meta
+from lark.tree import Meta, Tree
 
 from . import model as m
 from .durations import parse_duration
@@ -120,8 +120,8 @@ class _LexProblem(Exception):
 
 class _JourneyIndenter(Indenter):
     NL_type = "_NL"
-    OPEN_PAREN_types: list[str] = []
-    CLOSE_PAREN_types: list[str] = []
+    OPEN_PAREN_types: ClassVar[list[str]] = []
+    CLOSE_PAREN_types: ClassVar[list[str]] = []
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
@@ -145,7 +145,7 @@ class _JourneyIndenter(Indenter):
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         previous: Token | None = None
-        for token in super().process(stream):
+        for token in super().process(stream):  # type: ignore[no-untyped-call]
             if token.type not in ("_INDENT", "_DEDENT", "_NL"):
                 if (
                     previous is not None
@@ -252,7 +252,7 @@ def _hint(token: Token, expected: set[str]) -> str | None:
 def _expected_text(expected: set[str]) -> str:
     names = sorted({_describe(e) for e in expected if not e.startswith("__")})
     if len(names) > 8:
-        names = names[:8] + ["..."]
+        names = [*names[:8], "..."]
     return ", ".join(names)
 
 
@@ -335,7 +335,7 @@ def _time(token: Token) -> m.TimeOfDay:
 
 
 def _fold(op_name: str, meta: Meta, children: list[Any]) -> m.Expr:
-    result = children[0]
+    result = cast(m.Expr, children[0])
     for right in children[1:]:
         result = m.Binary(op_name, result, right, _loc(meta))  # type: ignore[arg-type]
     return result
@@ -392,14 +392,21 @@ class _ToModel(Transformer[Token, m.Journey]):
                 groups["steps"].append(item)
         return m.Journey(
             name=_string(name_token),
-            **{k: tuple(v) for k, v in groups.items()},
-            **single,
-            **self._meta_kw(meta),
+            triggers=tuple(groups["triggers"]),
+            audience=single.get("audience"),
+            entry=single.get("entry"),
+            exits=tuple(groups["exits"]),
+            goals=tuple(groups["goals"]),
+            quiet_hours=single.get("quiet_hours"),
+            timezone=single.get("timezone"),
+            caps=tuple(groups["caps"]),
+            steps=tuple(groups["steps"]),
+            comments=self.layout.comments(meta.line),
+            loc=_loc(meta),
         )
 
     def where(self, meta: Meta, children: list[Any]) -> m.Expr:
-        expr: m.Expr = children[0]
-        return expr
+        return cast(m.Expr, children[0])
 
     def event_trigger(self, meta: Meta, children: list[Any]) -> m.EventTrigger:
         return m.EventTrigger(_string(children[0]), children[1], **self._meta_kw(meta))
@@ -454,7 +461,7 @@ class _ToModel(Transformer[Token, m.Journey]):
 
     def simple_step(self, meta: Meta, children: list[Any]) -> m.Step:
         label, (step,) = _label(children)
-        return replace(step, label=label, **self._step_kw(meta))
+        return cast(m.Step, replace(step, label=label, **self._step_kw(meta)))
 
     def wait(self, meta: Meta, children: list[Any]) -> m.Wait:
         return m.Wait(parse_duration(children[0]))
@@ -470,21 +477,19 @@ class _ToModel(Transformer[Token, m.Journey]):
         return str(children[0])
 
     def send_text(self, meta: Meta, children: list[Any]) -> m.Send:
-        channel, text, *title = children
-        return m.Send(str(channel), text=_string(text), title=title[0] if title else None)
+        channel, text, title = children
+        return m.Send(str(channel), text=_string(text), title=title)
 
     def send_template(self, meta: Meta, children: list[Any]) -> m.Send:
-        channel, name, *title = children
-        return m.Send(str(channel), template=_string(name), title=title[0] if title else None)
+        channel, name, title = children
+        return m.Send(str(channel), template=_string(name), title=title)
 
     def issue_coupon(self, meta: Meta, children: list[Any]) -> m.IssueCoupon:
-        pool, *result = children
-        return m.IssueCoupon(_string(pool), result[0] if result else None)
+        pool, result = children
+        return m.IssueCoupon(_string(pool), result)
 
     def call_webhook(self, meta: Meta, children: list[Any]) -> m.CallWebhook:
-        url, *rest = children
-        body = next((c for c in rest if isinstance(c, m.ObjectExpr)), None)
-        result = next((c for c in rest if isinstance(c, str)), None)
+        url, body, result = children
         return m.CallWebhook(_string(url), body, result)
 
     def update(self, meta: Meta, children: list[Any]) -> m.UpdateProfile:
@@ -564,7 +569,7 @@ class _ToModel(Transformer[Token, m.Journey]):
         return m.Compare(" ".join(str(op).split()), left, right, _loc(meta))  # type: ignore[arg-type]
 
     def _arith(self, meta: Meta, children: list[Any]) -> m.Expr:
-        result = children[0]
+        result = cast(m.Expr, children[0])
         for op, right in zip(children[1::2], children[2::2], strict=True):
             result = m.Binary(str(op), result, right, _loc(meta))  # type: ignore[arg-type]
         return result
@@ -605,10 +610,10 @@ class _ToModel(Transformer[Token, m.Journey]):
         name, *args = children
         return m.Call(str(name), tuple(a for a in args if a is not None), _loc(meta))
 
-    def list(self, meta: Meta, children: list[Any]) -> m.ListExpr:
+    def list_expr(self, meta: Meta, children: list[Any]) -> m.ListExpr:
         return m.ListExpr(tuple(c for c in children if c is not None), _loc(meta))
 
-    def object(self, meta: Meta, children: list[Any]) -> m.ObjectExpr:
+    def object_expr(self, meta: Meta, children: list[Any]) -> m.ObjectExpr:
         return m.ObjectExpr(tuple(c for c in children if c is not None), _loc(meta))
 
     def pair(self, meta: Meta, children: list[Any]) -> tuple[str, m.Expr]:
@@ -688,12 +693,17 @@ def _locate(lines: list[str], error: Exception) -> tuple[Diagnostic, bool]:
     return diagnostic, not at_end
 
 
+def normalize(source: str | bytes) -> str:
+    """The text as the parser reads it: UTF-8 decoded, no BOM, `\n` line ends."""
+    return _decode(source).lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def parse(source: str | bytes) -> m.Journey:
     """Parse journey text into a model, or raise `JourneySyntaxError` with every problem found.
 
     Any input whatsoever ends in one of those two outcomes; nothing else escapes.
     """
-    text = _decode(source).lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    text = normalize(source)
     lines = text.split("\n")
     code, layout = _split_comments(text)
     code_lines = code.split("\n")
@@ -701,7 +711,7 @@ def parse(source: str | bytes) -> m.Journey:
         code_lines.append("")
 
     problems: list[Diagnostic] = []
-    tree = None
+    tree: Tree[Token] | None = None
     while tree is None:
         try:
             tree = _lark().parse("\n".join(code_lines))
@@ -712,7 +722,7 @@ def parse(source: str | bytes) -> m.Journey:
             problems.append(diagnostic)
             if not can_go_on or len(problems) >= MAX_SYNTAX_ERRORS or not _patch(code_lines, diagnostic.line):
                 break
-    if problems:
+    if problems or tree is None:
         raise JourneySyntaxError(problems)
     try:
         journey: m.Journey = _ToModel(layout).transform(tree)

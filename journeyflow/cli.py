@@ -1,0 +1,139 @@
+"""The `journeyflow` command. This is an edge: it reads files, prints, and turns the DSL's
+errors into `file:line:col` lines and exit codes; the work itself is in `dsl`."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+
+from dsl import Catalog, JourneyError, compile_journey, format_journey, parse, validate
+from dsl.parser import normalize
+
+CATALOG_FILE = "catalog.toml"
+JOURNEY_SUFFIX = ".journey"
+
+
+def _journey_files(paths: Iterable[str]) -> list[Path]:
+    """Files named on the command line, with directories expanded to their `.journey` files."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(path.rglob(f"*{JOURNEY_SUFFIX}")))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise click.BadParameter(f"{raw}: no such file or directory", param_hint="FILES")
+    return found
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read a catalog TOML file (`templates = [...]`, `coupon_pools = [...]`)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise click.ClickException(f"{path}: cannot read the catalog: {error}") from error
+
+    def names(key: str) -> frozenset[str] | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise click.ClickException(f"{path}: {key} must be a list of strings")
+        return frozenset(value)
+
+    return Catalog(templates=names("templates"), coupon_pools=names("coupon_pools"))
+
+
+def _catalog_for(file: Path, explicit: Catalog | None) -> Catalog | None:
+    if explicit is not None:
+        return explicit
+    beside = file.parent / CATALOG_FILE
+    return load_catalog(beside) if beside.is_file() else None
+
+
+@click.group()
+@click.version_option(package_name="journeyflow")
+def main() -> None:
+    """Journeyflow: lifecycle journeys as readable text, run by a durable engine."""
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help=f"Templates and coupon pools that exist (default: {CATALOG_FILE} beside each file).")
+def check(files: tuple[str, ...], catalog_path: Path | None) -> None:
+    """Check journeys for syntax and meaning; print `file:line:col: message` for each problem."""
+    explicit = load_catalog(catalog_path) if catalog_path else None
+    paths = _journey_files(files)
+    failed = problems = 0
+    for path in paths:
+        raw = path.read_bytes()
+        try:
+            journey = parse(raw)
+            validate(journey, normalize(raw), _catalog_for(path, explicit))
+        except JourneyError as error:
+            click.echo(error.render(str(path)), err=True)
+            failed += 1
+            problems += len(error.diagnostics)
+    summary = f"{len(paths)} file(s) checked"
+    if failed:
+        raise click.ClickException(f"{summary}: {problems} problem(s) in {failed} file(s)")
+    click.echo(f"{summary}: no problems")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file would change.")
+@click.option("--diff", is_flag=True, help="With --check, show what would change.")
+def fmt(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
+    """Rewrite journeys in canonical form (in place)."""
+    changed = broken = 0
+    for path in _journey_files(files):
+        raw = path.read_bytes()
+        try:
+            text = normalize(raw)
+            formatted = format_journey(parse(raw))
+        except JourneyError as error:
+            click.echo(error.render(str(path)), err=True)
+            broken += 1
+            continue
+        if formatted == text:
+            continue
+        changed += 1
+        if check_only:
+            click.echo(f"would reformat {path}")
+            if diff:
+                click.echo("".join(difflib.unified_diff(text.splitlines(True), formatted.splitlines(True),
+                                                        str(path), f"{path} (formatted)")))
+        else:
+            path.write_text(formatted, encoding="utf-8")
+            click.echo(f"reformatted {path}")
+    if broken:
+        raise click.ClickException(f"{broken} file(s) could not be parsed")
+    if check_only and changed:
+        raise click.ClickException(f"{changed} file(s) would be reformatted")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "output", type=click.Choice(["json", "dot"]), default="json", show_default=True)
+@click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def graph(file: Path, output: str, catalog_path: Path | None) -> None:
+    """Print the compiled journey graph as JSON, or as DOT for Graphviz."""
+    raw = file.read_bytes()
+    try:
+        journey = parse(raw)
+        validate(journey, normalize(raw), _catalog_for(file, load_catalog(catalog_path) if catalog_path else None))
+    except JourneyError as error:
+        click.echo(error.render(str(file)), err=True)
+        sys.exit(1)
+    compiled = compile_journey(journey)
+    click.echo(compiled.to_json() if output == "json" else compiled.to_dot(), nl=False)
+    if output == "json":
+        click.echo()
