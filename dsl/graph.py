@@ -219,7 +219,7 @@ class CompiledJourney:
                '  start [shape=circle, label="start"];',
                f'  {json.dumps(END)} [shape=doublecircle, label="end"];']
         for node in self.nodes.values():
-            label = f"{node.id}\\n{NODE_KINDS[type(node)]}"
+            label = f"{node.id}\n{NODE_KINDS[type(node)]}"  # json.dumps writes the \n DOT wants
             out.append(f"  {json.dumps(node.id)} [label={json.dumps(label)}];")
         for source, target, label in self.edges():
             attrs = f" [label={json.dumps(label, ensure_ascii=False)}]" if label else ""

@@ -9,6 +9,8 @@ is what makes that rule complete.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -34,6 +36,8 @@ from .errors import Diagnostic, JourneySyntaxError
 
 MAX_SYNTAX_ERRORS = 10
 INDENT_WIDTH = 2
+MAX_NESTING = 100  # levels of blocks and expressions; deeper would overflow the recursive passes
+MAX_DIGITS = 1000  # in a whole number; Python refuses to read (and print) ints of over 4300 digits
 
 
 # --------------------------------------------------------------------------- comments
@@ -77,6 +81,7 @@ def _comment_start(line: str) -> int:
 def _split_comments(text: str) -> tuple[str, _Layout]:
     layout = _Layout()
     pending: list[str] = []
+    blank_above_pending = False  # a blank line came before the pending comment block
     out: list[str] = []
     previous_blank = False
     for number, line in enumerate(text.split("\n"), start=1):
@@ -85,17 +90,14 @@ def _split_comments(text: str) -> tuple[str, _Layout]:
         comment = None if at < 0 else line[at + 1 :].rstrip()
         if not code.strip():
             if comment is not None:
-                if not pending and previous_blank:
-                    pending.append("")  # marks a blank line above the comment block
+                if not pending:
+                    blank_above_pending = previous_blank
                 pending.append(comment)
             else:
                 previous_blank = True
             out.append("")
             continue
-        if pending and pending[0] == "":
-            layout.blank_before.add(number)
-            pending.pop(0)
-        elif previous_blank and not pending:
+        if blank_above_pending if pending else previous_blank:
             layout.blank_before.add(number)
         if pending:
             layout.leading[number] = pending
@@ -104,7 +106,7 @@ def _split_comments(text: str) -> tuple[str, _Layout]:
             layout.trailing[number] = comment
         previous_blank = False
         out.append(code.rstrip())
-    layout.end = [c for c in pending if c != ""]
+    layout.end = pending
     return "\n".join(out), layout
 
 
@@ -324,6 +326,22 @@ def _string(token: Token) -> str:
         _fail(token, f"bad escape in string: {error.msg}",
               'the escapes are \\", \\\\, \\n, \\t and \\uXXXX')
     assert isinstance(value, str)
+    # A high and a low surrogate side by side are one character, as JSON reads "\ud83d\ude00":
+    # joining them here is what lets the formatter's escapes read back the same.
+    return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+def _whole(token: Token) -> int:
+    """A whole number, or the seconds of a duration (`1d12h`)."""
+    if any(len(digits) > MAX_DIGITS for digits in re.findall(r"[0-9]+", token)):
+        _fail(token, f"this number has more than {MAX_DIGITS} digits")
+    return parse_duration(token) if token.type == "DURATION" else int(token)
+
+
+def _real(token: Token, text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # `1e999` would print back as `inf`, a name
+        _fail(token, "this number is too large", "numbers go up to about 1.8e308")
     return value
 
 
@@ -430,7 +448,7 @@ class _ToModel(Transformer[Token, m.Journey]):
         return m.Entry("always", **self._meta_kw(meta))
 
     def entry_once_every(self, meta: Meta, children: list[Any]) -> m.Entry:
-        return m.Entry("once_every", parse_duration(children[0]), **self._meta_kw(meta))
+        return m.Entry("once_every", _whole(children[0]), **self._meta_kw(meta))
 
     def exit_on_event(self, meta: Meta, children: list[Any]) -> m.ExitOnEvent:
         return m.ExitOnEvent(_string(children[0]), children[1], **self._meta_kw(meta))
@@ -440,11 +458,11 @@ class _ToModel(Transformer[Token, m.Journey]):
 
     def goal_event(self, meta: Meta, children: list[Any]) -> m.Goal:
         name, event, where, within = children
-        return m.Goal(_string(name), _string(event), where, parse_duration(within), **self._meta_kw(meta))
+        return m.Goal(_string(name), _string(event), where, _whole(within), **self._meta_kw(meta))
 
     def goal_when(self, meta: Meta, children: list[Any]) -> m.Goal:
         name, condition, within = children
-        return m.Goal(_string(name), None, condition, parse_duration(within), **self._meta_kw(meta))
+        return m.Goal(_string(name), None, condition, _whole(within), **self._meta_kw(meta))
 
     def quiet(self, meta: Meta, children: list[Any]) -> m.QuietHours:
         return m.QuietHours(_time(children[0]), _time(children[1]), **self._meta_kw(meta))
@@ -455,7 +473,7 @@ class _ToModel(Transformer[Token, m.Journey]):
     def cap(self, meta: Meta, children: list[Any]) -> m.FrequencyCap:
         channel = str(children[0]) if children[0].type == "CHANNEL" else None
         count, _messages, per = children[-3:]
-        return m.FrequencyCap(int(count), parse_duration(per), channel, **self._meta_kw(meta))
+        return m.FrequencyCap(_whole(count), _whole(per), channel, **self._meta_kw(meta))
 
     # ---- simple steps: the action builds the node, `simple_step` adds label and layout
 
@@ -464,7 +482,7 @@ class _ToModel(Transformer[Token, m.Journey]):
         return cast(m.Step, replace(step, label=label, **self._step_kw(meta)))
 
     def wait(self, meta: Meta, children: list[Any]) -> m.Wait:
-        return m.Wait(parse_duration(children[0]))
+        return m.Wait(_whole(children[0]))
 
     def wait_until(self, meta: Meta, children: list[Any]) -> m.WaitUntil:
         weekday = str(children[0]) if len(children) == 2 else None
@@ -533,7 +551,7 @@ class _ToModel(Transformer[Token, m.Journey]):
 
     def split_arm(self, meta: Meta, children: list[Any]) -> m.SplitArm:
         label, rest = _label(children)
-        percent = float(rest[0][:-1])
+        percent = _real(rest[0], rest[0][:-1])
         control = len(rest) == 3
         return m.SplitArm(percent, control, rest[-1], label, **self._meta_kw(meta))
 
@@ -545,7 +563,7 @@ class _ToModel(Transformer[Token, m.Journey]):
                 _fail_at_loc(branch.loc, f'"{outcome}:" appears twice in this wait',
                              f"the first is on line {outcomes[outcome].loc.line}")
             outcomes[outcome] = branch
-        return m.WaitForEvent(_string(event), where, parse_duration(up_to),
+        return m.WaitForEvent(_string(event), where, _whole(up_to),
                               outcomes.get("received"), outcomes.get("timeout"), label,
                               **self._step_kw(meta))
 
@@ -588,11 +606,12 @@ class _ToModel(Transformer[Token, m.Journey]):
 
     def number(self, meta: Meta, children: list[Any]) -> m.Lit:
         text = str(children[0])
-        is_float = any(c in text for c in ".eE")
-        return m.Lit(float(text) if is_float else int(text), _loc(meta))
+        if not any(c in text for c in ".eE"):
+            return m.Lit(_whole(children[0]), _loc(meta))
+        return m.Lit(_real(children[0], text), _loc(meta))
 
     def duration(self, meta: Meta, children: list[Any]) -> m.Dur:
-        return m.Dur(parse_duration(children[0]), _loc(meta))
+        return m.Dur(_whole(children[0]), _loc(meta))
 
     def true(self, meta: Meta, children: list[Any]) -> m.Lit:
         return m.Lit(True, _loc(meta))
@@ -625,11 +644,31 @@ class _ToModel(Transformer[Token, m.Journey]):
 
     def history_filter(self, meta: Meta, children: list[Any]) -> tuple[m.Expr | None, int | None]:
         where, *window = children
-        return where, (parse_duration(window[0]) if window else None)
+        return where, (_whole(window[0]) if window else None)
 
 
 def _fail_at_loc(loc: m.Loc, message: str, hint: str | None = None) -> NoReturn:
     raise _BuildError(loc.line, loc.column, message, hint)
+
+
+_CHAINS = {"or_expr": 1, "and_expr": 1, "sum": 2, "product": 2}  # tree children per operator
+
+
+def _check_nesting(lines: list[str], tree: Tree[Token]) -> None:
+    """Refuse what nests deeper than MAX_NESTING: the model is built, printed and compared by
+    recursion. A chain like `a or b or c` is flat in the tree but nests in the model."""
+    stack: list[tuple[Tree[Token], int, int, int]] = [(tree, 0, 1, 1)]
+    while stack:
+        node, depth, line, column = stack.pop()
+        per_operator = _CHAINS.get(node.data)
+        depth += 1 if per_operator is None else (len(node.children) - 1) // per_operator
+        line, column = getattr(node.meta, "line", line), getattr(node.meta, "column", column)
+        if depth > MAX_NESTING:
+            raise JourneySyntaxError([_diagnostic(
+                lines, line, column, f"this nests more than {MAX_NESTING} levels deep",
+                "split it into simpler parts; in a chain like `a or b or c`, each operator is a level",
+            )])
+        stack.extend((child, depth, line, column) for child in node.children if isinstance(child, Tree))
 
 
 # --------------------------------------------------------------------------- entry point
@@ -641,12 +680,16 @@ def _decode(source: str | bytes) -> str:
     try:
         return source.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        head = source[: error.start]
-        line = head.count(b"\n") + 1
-        column = error.start - (head.rfind(b"\n") + 1) + 1
-        lines = head.decode("utf-8", "replace").split("\n")
-        raise JourneySyntaxError([Diagnostic(line, column, "the file is not valid UTF-8",
-                                             "save the file as UTF-8", lines[-1])]) from None
+        # Count lines and columns in characters, as everywhere else, and from `error.object`:
+        # `error.start` counts from there, after any BOM.
+        head = _normalize_lines(error.object[: error.start].decode("utf-8", "replace")).split("\n")
+        lines = _normalize_lines(error.object.decode("utf-8", "replace")).split("\n")
+        raise JourneySyntaxError([Diagnostic(len(head), len(head[-1]) + 1, "the file is not valid UTF-8",
+                                             "save the file as UTF-8", lines[len(head) - 1])]) from None
+
+
+def _normalize_lines(text: str) -> str:
+    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
 _SETTING_STARTS = ("trigger", "audience", "entry", "goal", "quiet", "timezone", "frequency",
@@ -695,7 +738,7 @@ def _locate(lines: list[str], error: Exception) -> tuple[Diagnostic, bool]:
 
 def normalize(source: str | bytes) -> str:
     """The text as the parser reads it: UTF-8 decoded, no BOM, `\n` line ends."""
-    return _decode(source).lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return _normalize_lines(_decode(source))
 
 
 def parse(source: str | bytes) -> m.Journey:
@@ -724,6 +767,7 @@ def parse(source: str | bytes) -> m.Journey:
                 break
     if problems or tree is None:
         raise JourneySyntaxError(problems)
+    _check_nesting(lines, tree)
     try:
         journey: m.Journey = _ToModel(layout).transform(tree)
     except VisitError as error:

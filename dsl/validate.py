@@ -6,7 +6,6 @@ offending node with a hint where the fix is obvious. A journey that passes here 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -77,8 +76,6 @@ class _Checker:
                     plural = "s" if arity != 1 else ""
                     self.error(node.loc, f"{node.name}() takes {arity} argument{plural}, "
                                f"not {len(node.args)}", width=len(node.name))
-            elif isinstance(node, m.Lit) and isinstance(node.value, float) and not math.isfinite(node.value):
-                self.error(node.loc, "this number is too large")
             elif isinstance(node, m.History):
                 if not node.event:
                     self.error(node.loc, "the event name is empty")
@@ -94,7 +91,7 @@ class _Checker:
                        "event.* is available in a `where` about an event, and in the steps of a "
                        "journey whose triggers are all events", width)
         elif root not in RESERVED_ROOTS and root not in scope:
-            self.error(path.loc, f"unknown name {root!r}", _names_hint(scope), width)
+            self.error(path.loc, f"unknown name {root!r}", _names_hint(scope, event_ok), width)
         elif root in ("user", "event") and len(path.parts) == 1:
             self.error(path.loc, f"{root} needs a field, as in {root}.name", width=width)
 
@@ -106,7 +103,8 @@ class _Checker:
             return
         allowed = scope | {"user"} | ({"event"} if self.event_in_steps else set())
         for name in sorted(jinja2.meta.find_undeclared_variables(ast) - allowed):
-            self.error(loc, f"{what}: unknown name {name!r} in the template", _names_hint(scope))
+            self.error(loc, f"{what}: unknown name {name!r} in the template",
+                       _names_hint(scope, self.event_in_steps))
 
     # ------------------------------------------------------------------ settings
 
@@ -332,8 +330,8 @@ def _results(step: m.Step) -> tuple[str, ...]:
     return ()
 
 
-def _names_hint(scope: frozenset[str]) -> str:
-    names = ["user", "event", *sorted(scope)]
+def _names_hint(scope: frozenset[str], event_ok: bool) -> str:
+    names = ["user", *(["event"] if event_ok else []), *sorted(scope)]
     return f"names available here: {', '.join(names)}"
 
 

@@ -93,6 +93,7 @@ def test_json_and_dot_outputs() -> None:
     dot = compiled.to_dot()
     assert dot.startswith('digraph "Lens cross-sell" {')
     assert '"wait_for_purchase" -> "reminder" [label="timeout"];' in dot
+    assert '"reminder" [label="reminder\\nsend"];' in dot  # one escape: Graphviz breaks the line
 
 
 def test_derived_ids_survive_inserting_other_steps() -> None:
