@@ -200,7 +200,7 @@ def assert_contract(source: bytes | str) -> None:
     assert format_journey(again) == text
 
 
-FUZZ = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=["sample", "kitchen_sink", *(p.name for p in EXAMPLES)])

@@ -140,3 +140,27 @@ def test_the_sample_journey_is_canonical() -> None:
     assert format_journey(journey) == SAMPLE
     assert journey.comments.leading == (" Care-solution buyers who never bought lenses get a lens offer.",)
     assert journey.end_comments == (" end",)
+
+
+# --------------------------------------------------------------------------- regressions
+
+
+def test_empty_comments_are_kept_and_blank_lines_still_noted() -> None:
+    # An empty `#` comment was once taken for the marker of a blank line, and dropped.
+    text = '#\njourney "x"\n  trigger api\n\n  #\n  # second\n  pass\n\n  #\n  exit  #\n#\n'
+    journey = parse(text)
+    assert journey.comments.leading == ("",)
+    assert journey.steps[0].comments.leading == ("", " second")
+    assert journey.steps[1].comments == m.Comments(("",), "")
+    assert journey.steps[1].blank_before
+    assert journey.end_comments == ("",)
+    assert format_journey(journey) == text
+
+
+def test_a_raw_surrogate_pair_reads_as_the_character_its_escapes_spell() -> None:
+    # Only a `str` can carry raw surrogates; the formatter escapes them, and JSON reads the
+    # escaped pair as one character, so the parser must join the raw pair the same way.
+    journey = parse('journey "\ud83d\ude00 \ud800"\n  pass\n')
+    assert journey.name == "😀 \ud800"
+    assert format_journey(journey) == 'journey "😀 \\ud800"\n  pass\n'
+    assert parse(format_journey(journey)) == journey
