@@ -1,1 +1,1 @@
-"""Placeholder: filled in by a later issue."""
+"""The engine: per-user journey state machines (pure core) and the runtime that drives them."""
