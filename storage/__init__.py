@@ -1,1 +1,9 @@
-"""Placeholder: filled in by a later issue."""
+"""SQL storage for Journeyflow: SQLite (a file) embedded, PostgreSQL for scale.
+
+`connect(url)` opens a database, `migrate(engine)` brings its schema to the newest revision,
+and `storage.tables` holds every table as SQLAlchemy Core.
+"""
+
+from .database import connect, migrate
+
+__all__ = ["connect", "migrate"]

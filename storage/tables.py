@@ -1,0 +1,239 @@
+"""Every table Journeyflow keeps, as SQLAlchemy Core `Table`s on one `MetaData`.
+
+Core rather than the ORM because the engine reads and writes in batches. Each user's position
+in each journey is one `journey_runs` row in plain columns (step id, state, row version for
+optimistic updates); everything a run is waiting for is a `timers` row; everything it sends
+goes through `outbox` under an idempotency key.
+
+Timestamps are `UTCDateTime` (aware, UTC) and have no database default: the engine passes its
+own `now`, so time is never read from the database's clock. Ids that grow with users or
+traffic are 64-bit (`BigIntId`). `storage/migrations/versions/` must create exactly this; the
+tests compare the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from .types import BigIntId, UTCDateTime
+
+# Constraint names are derived, never left to the backend, so a migration can name what it
+# alters and both dialects agree. Indexes are named by hand in the tables.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+JOURNEY_STATUSES = ("draft", "live", "paused", "archived")
+RUN_STATES = ("active", "waiting", "completed", "exited")
+LIVE_RUN_STATES = ("active", "waiting")  # at most one such run per user and journey
+TIMER_KINDS = ("wait", "timeout", "goal_window", "deferred_send")  # not enforced: more will come
+OUTBOX_STATUSES = ("pending", "sent", "deferred", "suppressed", "failed", "dead", "uncertain")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    """`column IN ('a', 'b')` for a CHECK or a partial index; the values are our own constants."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("traits", JSON, nullable=False, server_default=text("'{}'")),
+    Column("tags", JSON, nullable=False, server_default=text("'[]'")),
+    Column("timezone", String, nullable=True),  # IANA name; None means the journey's default
+    # Set when this profile was merged into a survivor; its identities and runs moved there.
+    Column("merged_into", BigIntId, ForeignKey("profiles.id"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("row_version", Integer, nullable=False, server_default=text("1")),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("kind", String, primary_key=True),  # user_id, anonymous_id, phone, email, wechat_openid...
+    Column("value", String, primary_key=True),
+    Column("profile_id", BigIntId, ForeignKey("profiles.id"), nullable=False),
+    Index("ix_identities_profile_id", "profile_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("message_id", String, nullable=False, unique=True),  # the sender's id: duplicates are dropped
+    Column("profile_id", BigIntId, ForeignKey("profiles.id"), nullable=False),
+    Column("type", String, nullable=False),  # track, identify, alias
+    Column("name", String, nullable=True),  # track only
+    Column("properties", JSON, nullable=False, server_default=text("'{}'")),
+    Column("occurred_at", UTCDateTime, nullable=False),  # the event's own timestamp
+    Column("received_at", UTCDateTime, nullable=False),
+    # Set in the transaction that applies the event to journeys: None means accepted, not yet applied.
+    Column("processed_at", UTCDateTime, nullable=True),
+    Index("ix_events_profile_id_name_occurred_at", "profile_id", "name", "occurred_at"),  # history counts
+    Index(
+        "ix_events_unprocessed",
+        "id",
+        sqlite_where=text("processed_at IS NULL"),
+        postgresql_where=text("processed_at IS NULL"),
+    ),
+)
+
+journeys = Table(
+    "journeys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("slug", String, nullable=False, unique=True),
+    Column("name", String, nullable=False),
+    Column("status", String, nullable=False, server_default=text("'draft'")),
+    # journeys -> journey_versions -> journeys is a cycle: this side is added by ALTER.
+    Column(
+        "live_version_id",
+        Integer,
+        ForeignKey("journey_versions.id", use_alter=True),
+        nullable=True,
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(_one_of("status", JOURNEY_STATUSES), name="status"),
+)
+
+journey_versions = Table(
+    "journey_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("journey_id", Integer, ForeignKey("journeys.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", Text, nullable=False),  # the DSL text as written
+    Column("graph", JSON, nullable=False),  # the compiled graph runs execute
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime, nullable=True),
+    UniqueConstraint("journey_id", "version"),
+)
+
+journey_runs = Table(
+    "journey_runs",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("profile_id", BigIntId, ForeignKey("profiles.id"), nullable=False),
+    Column("journey_id", Integer, ForeignKey("journeys.id"), nullable=False),
+    Column("version_id", Integer, ForeignKey("journey_versions.id"), nullable=False),  # kept for the whole run
+    Column("step_id", String, nullable=True),
+    Column("state", String, nullable=False),
+    Column("entered_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("wake_at", UTCDateTime, nullable=True),
+    Column("trigger_event_id", BigIntId, ForeignKey("events.id"), nullable=True),
+    Column("results", JSON, nullable=False, server_default=text("'{}'")),  # named step results
+    Column("split_arms", JSON, nullable=False, server_default=text("'{}'")),  # split name -> arm taken
+    Column("row_version", Integer, nullable=False, server_default=text("1")),  # UPDATE ... WHERE row_version = :v
+    CheckConstraint(_one_of("state", RUN_STATES), name="state"),
+    Index(
+        "uq_journey_runs_live",
+        "profile_id",
+        "journey_id",
+        unique=True,
+        sqlite_where=text(_one_of("state", LIVE_RUN_STATES)),
+        postgresql_where=text(_one_of("state", LIVE_RUN_STATES)),
+    ),
+    Index("ix_journey_runs_journey_id_profile_id_entered_at", "journey_id", "profile_id", "entered_at"),  # re-entry
+)
+
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("run_id", BigIntId, ForeignKey("journey_runs.id"), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("kind", String, nullable=False),  # one of TIMER_KINDS
+    Column("step_id", String, nullable=False),
+    Column("payload", JSON, nullable=False, server_default=text("'{}'")),
+    UniqueConstraint("run_id", "kind", "step_id"),  # re-scheduling is an upsert
+    Index("ix_timers_due_at", "due_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String, nullable=False, unique=True),  # from (run, step, attempt of the step)
+    Column("run_id", BigIntId, ForeignKey("journey_runs.id"), nullable=True),
+    Column("profile_id", BigIntId, ForeignKey("profiles.id"), nullable=False),
+    Column("journey_id", Integer, ForeignKey("journeys.id"), nullable=True),
+    Column("step_id", String, nullable=True),
+    Column("channel", String, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("send_at", UTCDateTime, nullable=False),
+    Column("status", String, nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(_one_of("status", OUTBOX_STATUSES), name="status"),
+    Index("ix_outbox_status_send_at", "status", "send_at"),
+    Index("ix_outbox_profile_id_channel_send_at", "profile_id", "channel", "send_at"),  # frequency caps
+)
+
+coupon_pools = Table(
+    "coupon_pools",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String, nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+coupon_codes = Table(
+    "coupon_codes",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("pool_id", Integer, ForeignKey("coupon_pools.id"), nullable=False),
+    Column("code", String, nullable=False),
+    Column("profile_id", BigIntId, ForeignKey("profiles.id"), nullable=True),  # None while unissued
+    Column("run_id", BigIntId, ForeignKey("journey_runs.id"), nullable=True),
+    Column("issued_at", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("redeemed_at", UTCDateTime, nullable=True),
+    UniqueConstraint("pool_id", "code"),
+    Index("ix_coupon_codes_pool_id_profile_id", "pool_id", "profile_id"),
+)
+
+step_counters = Table(
+    "step_counters",
+    metadata,
+    Column("version_id", Integer, ForeignKey("journey_versions.id"), primary_key=True),
+    Column("step_id", String, primary_key=True),
+    Column("metric", String, primary_key=True),  # entered, exited, converted, waiting... free text
+    Column("bucket", UTCDateTime, primary_key=True),  # the start of a UTC hour
+    Column("count", BigInteger, nullable=False),
+)
+
+conversions = Table(
+    "conversions",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("run_id", BigIntId, ForeignKey("journey_runs.id"), nullable=False),
+    Column("goal", String, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    UniqueConstraint("run_id", "goal"),
+)
