@@ -49,7 +49,8 @@ def test_alias_needs_both_ids() -> None:
         ({"type": "track", "event": "x", "userId": "u", "properties": [1]}, {"properties": "must be an object"}),
         ({"type": "track", "event": "x", "userId": "u", "timestamp": "yesterday"},
          {"timestamp": "must be an ISO-8601 timestamp"}),
-        ({"type": "track", "event": {"n": 5}, "userId": ["u"]}, {"event": "must be a string", "userId": "must be a string"}),
+        ({"type": "track", "event": {"n": 5}, "userId": ["u"]},
+         {"event": "must be a string", "userId": "must be a string"}),
         ([], {"": "a message must be a JSON object"}),
     ],
 )
