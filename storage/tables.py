@@ -144,6 +144,8 @@ journey_runs = Table(
     Column("entered_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("wake_at", UTCDateTime, nullable=True),
+    # When the run began waiting at its step: events older than this are late for that wait.
+    Column("waiting_since", UTCDateTime, nullable=True),
     Column("trigger_event_id", BigIntId, ForeignKey("events.id"), nullable=True),
     Column("results", JSON, nullable=False, server_default=text("'{}'")),  # named step results
     Column("split_arms", JSON, nullable=False, server_default=text("'{}'")),  # split name -> arm taken

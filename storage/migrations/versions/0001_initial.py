@@ -120,6 +120,7 @@ def upgrade() -> None:
         sa.Column("entered_at", TIMESTAMP, nullable=False),
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.Column("wake_at", TIMESTAMP, nullable=True),
+        sa.Column("waiting_since", TIMESTAMP, nullable=True),
         sa.Column("trigger_event_id", BIGINT_ID, nullable=True),
         sa.Column("results", sa.JSON(), nullable=False, server_default=EMPTY_OBJECT),
         sa.Column("split_arms", sa.JSON(), nullable=False, server_default=EMPTY_OBJECT),
