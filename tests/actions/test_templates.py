@@ -23,7 +23,7 @@ def test_renders_user_event_and_results() -> None:
     ],
 )
 def test_unsafe_or_broken_templates_fail_with_a_reason(text: str) -> None:
-    with pytest.raises(TemplateFailed, match="template error|longer than"):
+    with pytest.raises(TemplateFailed, match=r"template error|longer than"):
         render(text, {"a": 0}, None, {})
 
 
