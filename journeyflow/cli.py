@@ -4,9 +4,11 @@ errors into `file:line:col` lines and exit codes; the work itself is in `dsl`.""
 from __future__ import annotations
 
 import difflib
+import json
 import sys
 import tomllib
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -137,3 +139,37 @@ def graph(file: Path, output: str, catalog_path: Path | None) -> None:
     click.echo(compiled.to_json() if output == "json" else compiled.to_dot(), nl=False)
     if output == "json":
         click.echo()
+
+
+@main.command()
+@click.argument("journey_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--events", "events_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Segment-spec messages, one JSON object a line (track, identify, alias), with timestamps.")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+              help="Run the clock to this time (UTC unless a zone is given). Default: until no timer is left.")
+@click.option("--trace", is_flag=True, help="Also print a line for every transition.")
+def simulate(journey_files: tuple[Path, ...], events_file: Path, until: datetime | None, trace: bool) -> None:
+    """Run journeys on the real engine against a file of events, with a virtual clock; print one
+    JSON line per action (and per transition with --trace)."""
+    from .simulate import SimulationInputError, read_events
+    from .simulate import simulate as run_simulation
+
+    sources = []
+    for path in journey_files:
+        raw = path.read_bytes()
+        try:
+            journey = parse(raw)
+            validate(journey, normalize(raw))
+        except JourneyError as error:
+            click.echo(error.render(str(path)), err=True)
+            sys.exit(1)
+        sources.append(normalize(raw))
+    try:
+        messages = read_events(events_file)
+    except SimulationInputError as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    for line in run_simulation(sources, messages, until, trace):
+        click.echo(json.dumps(line, ensure_ascii=False, sort_keys=False, default=str))

@@ -11,7 +11,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -25,8 +26,10 @@ _MIGRATION_LOCK_KEY = 0x4A_46_4D_49_47  # "JFMIG"
 
 
 def connect(url: str) -> Engine:
-    """An engine for `url`; on SQLite, with the pragmas above and real transactions."""
-    engine = create_engine(url)
+    """An engine for `url`; on SQLite, with the pragmas above and real transactions. An
+    in-memory SQLite database (`sqlite://`) lives in one connection, so it gets exactly one."""
+    memory = make_url(url).get_backend_name() == "sqlite" and make_url(url).database in (None, "", ":memory:")
+    engine = create_engine(url, poolclass=StaticPool) if memory else create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_sqlite_begin)

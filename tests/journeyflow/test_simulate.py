@@ -1,0 +1,84 @@
+"""`journeyflow simulate`: the real engine, a virtual clock, and output fit for diffing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from journeyflow.cli import main
+
+ROOT = Path(__file__).parents[2]
+LENS = ROOT / "examples/journeys/lens_care_buyers_to_lenses.journey"
+EVENTS = ROOT / "examples/events/lens_care_buyers.jsonl"
+
+
+def simulate(*args: str) -> tuple[int, list[dict[str, object]], str]:
+    result = CliRunner().invoke(main, ["simulate", *args])
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    return result.exit_code, lines, result.stderr
+
+
+def test_the_lens_journey_over_two_users() -> None:
+    code, lines, _ = simulate(str(LENS), "--events", str(EVENTS))
+    assert code == 0
+    actions = [(line["user_id"], line["step"], line["at"]) for line in lines]
+    assert actions == [
+        ("u-100", "intro", "2026-06-03T04:00:00+00:00"),
+        ("u-100", "first_order_coupon", "2026-06-03T12:30:00+00:00"),  # viewed lenses: coupon...
+        ("u-100", "coupon_push", "2026-06-03T12:30:00+00:00"),  # ...and its code in the push
+        ("u-200", "intro", "2026-06-04T01:00:00+00:00"),  # 22:00 in Shanghai: deferred to 09:00
+        ("u-200", "intro_reminder", "2026-06-09T01:00:00+00:00"),  # never looked: timeout branch
+    ]
+    coupon = lines[1]["coupon_code"]
+    assert isinstance(coupon, str) and coupon in str(lines[2]["content"])
+    assert str(lines[2]["content"]).startswith("小林，")
+
+
+def test_trace_adds_transitions_in_time_order() -> None:
+    _, lines, _ = simulate(str(LENS), "--events", str(EVENTS), "--trace")
+    traces = [line for line in lines if "trace" in line]
+    assert {"entered", "moved", "waiting", "deferred", "completed"} <= {t["trace"] for t in traces}
+    times = [line["at"] for line in lines]
+    assert times == sorted(times)
+
+
+def test_same_input_same_output_byte_for_byte() -> None:
+    """Two separate processes, as a marketer would run it twice."""
+    script = shutil.which("journeyflow", path=str(Path(sys.executable).parent))
+    assert script
+    command = [script, "simulate", *map(str, sorted((ROOT / "examples/journeys").glob("*.journey"))),
+               "--events", str(EVENTS), "--trace", "--until", "2026-07-01"]
+    first = subprocess.run(command, capture_output=True, check=True).stdout
+    second = subprocess.run(command, capture_output=True, check=True).stdout
+    assert first == second
+    assert len(first.splitlines()) > 20
+
+
+def test_until_stops_the_clock() -> None:
+    _, lines, _ = simulate(str(LENS), "--events", str(EVENTS), "--until", "2026-06-05")
+    assert [line["step"] for line in lines if line["user_id"] == "u-200"] == ["intro"]
+
+
+def test_bad_event_lines_are_reported_by_line_and_field(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type": "track", "userId": "u", "timestamp": "2026-01-01T00:00:00Z"}\n'
+                      "not json\n"
+                      '{"type": "track", "event": "x", "userId": "u"}\n', encoding="utf-8")
+    code, lines, err = simulate(str(LENS), "--events", str(events))
+    assert code == 1 and lines == []
+    assert f"{events}:1: event: is required" in err
+    assert f"{events}:2: not JSON" in err
+    assert f"{events}:3: timestamp: is required in a simulation" in err
+
+
+def test_an_invalid_journey_is_reported_before_running(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.journey"
+    bad.write_text('journey "x"\n  trigger event "a"\n\n  wait 2\n', encoding="utf-8")
+    code, _, err = simulate(str(bad), "--events", str(EVENTS))
+    assert code == 1
+    assert f"{bad}:4:8:" in err
