@@ -173,3 +173,34 @@ def simulate(journey_files: tuple[Path, ...], events_file: Path, until: datetime
         until = until.replace(tzinfo=UTC)
     for line in run_simulation(sources, messages, until, trace):
         click.echo(json.dumps(line, ensure_ascii=False, sort_keys=False, default=str))
+
+
+DATABASE_URL_ENV = "JOURNEYFLOW_DATABASE_URL"
+DEFAULT_DATABASE_URL = "sqlite:///journeyflow.db"
+
+
+@main.command()
+@click.option("--database", "database_url", envvar=DATABASE_URL_ENV, default=DEFAULT_DATABASE_URL, show_default=True,
+              help=f"SQLAlchemy URL of the database (also ${DATABASE_URL_ENV}).")
+@click.option("--batch", default=500, show_default=True, help="Events or timers applied per transaction.")
+@click.option("--until-idle", is_flag=True, help="Stop when no event is waiting and no timer is due.")
+@click.option("--poll", default=0.5, show_default=True, help="Seconds to sleep when idle.")
+def process(database_url: str, batch: int, until_idle: bool, poll: float) -> None:
+    """Apply accepted events and fire due timers, batch by batch, on the embedded engine."""
+    import time
+
+    from engine.clock import SystemClock
+    from engine.runtime import Runtime
+    from storage import connect, migrate
+
+    db = connect(database_url)
+    migrate(db)
+    runtime = Runtime(db, SystemClock())
+    while True:
+        done = runtime.process_events(batch) + runtime.fire_due_timers(batch)
+        if done:
+            continue
+        if until_idle:
+            return
+        time.sleep(poll)
+        runtime.reload()
