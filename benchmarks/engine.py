@@ -1,0 +1,220 @@
+"""End-to-end engine throughput: events in, runs moved, outbox rows committed.
+
+    python benchmarks/engine.py                       # default: 10,000 profiles, 100,000 events, SQLite and PostgreSQL
+    python benchmarks/engine.py --profiles 100000 --events 1000000   # the issue's full size (slow today)
+    python benchmarks/engine.py --smoke               # CI: a few hundred events on SQLite, so this cannot rot
+
+All example journeys are live. Events are a realistic mix (identify, views, carts, purchases,
+redemptions). Printed per backend: accept rate, apply rate (event in -> state changed -> outbox
+committed), per-event apply latency p50/p99 (batch time / batch size), timers fired per second,
+and the storage floor: the same reads and writes done by a bare SQLAlchemy loop in the same
+run, so the engine's overhead shows as a ratio. Peak memory is the process's maximum RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import Engine, insert, select, text, update
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.clock import VirtualClock  # noqa: E402
+from engine.messages import Message, parse_message  # noqa: E402
+from engine.runtime import Runtime  # noqa: E402
+from storage import connect, migrate  # noqa: E402
+from storage.tables import events, journey_runs, journey_versions, journeys, outbox, profiles  # noqa: E402
+
+START = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
+PG_URL = os.environ.get("JOURNEYFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BATCH = 500
+
+
+def generate(profiles_count: int, events_count: int, seed: int = 7) -> list[Message]:
+    """A reproducible mix: 10% identify, 40% views, 20% carts, 20% purchases, 10% other."""
+    rng = random.Random(seed)
+    out = []
+    at = START
+    for i in range(events_count):
+        at += timedelta(seconds=rng.randint(0, 3))
+        user = f"u{rng.randrange(profiles_count)}"
+        roll = rng.random()
+        if roll < 0.10:
+            raw: dict[str, Any] = {"type": "identify", "userId": user, "traits": {
+                "first_name": f"n{i % 97}", "total_spend": rng.randint(0, 5000), "push_token": "t",
+                "tags": ["member"] if rng.random() < 0.5 else []}}
+        else:
+            name, props = rng.choice([
+                ("product_viewed", {"category": rng.choice(["lens", "care_solution"]), "sku": "s"}),
+                ("product_viewed", {"category": "lens", "sku": "s"}),
+                ("add_to_cart", {"sku": "s", "amount": rng.randint(20, 300)}),
+                ("add_to_cart", {"sku": "s", "amount": rng.randint(20, 300)}),
+                ("purchase", {"category": rng.choice(["lens", "care_solution"]), "amount": rng.randint(20, 600)}),
+                ("purchase", {"category": rng.choice(["lens", "care_solution"]), "amount": rng.randint(20, 600)}),
+                ("signup", {"channel": rng.choice(["store", "wechat_mini", "app"])}),
+                ("coupon_redeemed", {"pool": "CART_5OFF"}),
+            ])
+            raw = {"type": "track", "event": name, "userId": user, "properties": props}
+        raw.update(messageId=f"m{i}", timestamp=at.isoformat())
+        out.append(parse_message(raw, at))
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def fresh(url: str) -> Engine:
+    db = connect(url)
+    if db.dialect.name == "postgresql":
+        with db.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS jf_bench CASCADE"))
+            conn.execute(text("CREATE SCHEMA jf_bench"))
+        db.dispose()
+        db = connect(url + ("&" if "?" in url else "?") + "options=-csearch_path%3Djf_bench")
+    migrate(db)
+    return db
+
+
+def run_engine(url: str, messages: list[Message], progress: Progress) -> dict[str, float]:
+    db = fresh(url)
+    clock = VirtualClock(START)
+    runtime = Runtime(db, clock)
+    for path in sorted((ROOT / "examples/journeys").glob("*.journey")):
+        runtime.publish(path.read_text(encoding="utf-8"), slug=path.stem)
+    task = progress.add_task(f"engine on {db.dialect.name}", total=len(messages))
+    accept_time = apply_time = 0.0
+    latencies: list[float] = []
+    for start in range(0, len(messages), BATCH):
+        chunk = messages[start:start + BATCH]
+        clock.move_to(chunk[-1].timestamp)
+        began = time.perf_counter()
+        runtime.accept(chunk)
+        accepted = time.perf_counter()
+        runtime.process_events(BATCH)
+        done = time.perf_counter()
+        accept_time += accepted - began
+        apply_time += done - accepted
+        latencies.append((done - accepted) / len(chunk))
+        progress.advance(task, len(chunk))
+    # Every waiting run's timer, fired at once: the clock jumps past them all.
+    clock.move_to(clock.now() + timedelta(days=400))
+    with db.connect() as conn:
+        due = conn.execute(text("SELECT count(*) FROM timers")).scalar_one()
+    began = time.perf_counter()
+    fired = 0
+    while (n := runtime.fire_due_timers(BATCH)) and fired < due:
+        fired += n
+    timer_time = time.perf_counter() - began
+    with db.connect() as conn:
+        outbox_rows = conn.execute(text("SELECT count(*) FROM outbox")).scalar_one()
+        runs = conn.execute(text("SELECT count(*) FROM journey_runs")).scalar_one()
+    db.dispose()
+    return {"events": len(messages), "accept_per_s": len(messages) / accept_time,
+            "apply_per_s": len(messages) / apply_time, "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000, "timers": fired,
+            "timers_per_s": fired / timer_time if timer_time else 0.0, "outbox": outbox_rows, "runs": runs}
+
+
+def run_floor(url: str, messages: list[Message], runs_share: float, progress: Progress) -> float:
+    """The same shape of work with bare SQL: store each event, read the profile and its live
+    runs, write a run and an outbox row for the share of events that start one, mark processed."""
+    db = fresh(url)
+    task = progress.add_task(f"storage floor on {db.dialect.name}", total=len(messages))
+    with db.begin() as conn:
+        conn.execute(insert(journeys).values(id=1, slug="floor", name="floor", status="live", created_at=START,
+                                             updated_at=START))
+        conn.execute(insert(journey_versions).values(id=1, journey_id=1, version=1, source="", graph={},
+                                                     created_at=START))
+    every = round(1 / runs_share) if runs_share else 0  # one run (and outbox row) per this many events
+    ids: dict[str, int] = {}
+    began = time.perf_counter()
+    for start in range(0, len(messages), BATCH):
+        chunk = messages[start:start + BATCH]
+        with db.begin() as conn:
+            for i, message in enumerate(chunk):
+                user = message.user_id or ""
+                if user not in ids:
+                    ids[user] = conn.execute(insert(profiles).values(traits={}, tags=[], created_at=START,
+                                                                     updated_at=START).returning(profiles.c.id)
+                                             ).scalar_one()
+                pid = ids[user]
+                eid = conn.execute(insert(events).values(
+                    message_id=message.message_id, profile_id=pid, type=message.type, name=message.event,
+                    properties=dict(message.properties), occurred_at=message.timestamp, received_at=START,
+                ).returning(events.c.id)).scalar_one()
+                conn.execute(select(profiles.c.traits, profiles.c.tags).where(profiles.c.id == pid)).one()
+                conn.execute(select(journey_runs.c.id).where(journey_runs.c.profile_id == pid)).all()
+                if every and (start + i) % every == 0:
+                    run = conn.execute(insert(journey_runs).values(
+                        profile_id=pid, journey_id=1, version_id=1, state="completed", entered_at=START,
+                        updated_at=START).returning(journey_runs.c.id)).scalar_one()
+                    conn.execute(insert(outbox).values(
+                        idempotency_key=f"{run}/s", run_id=run, profile_id=pid, channel="sms", payload={},
+                        send_at=START, status="pending", created_at=START, updated_at=START))
+                conn.execute(update(events).where(events.c.id == eid).values(processed_at=START))
+        progress.advance(task, len(chunk))
+    elapsed = time.perf_counter() - began
+    db.dispose()
+    return len(messages) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profiles", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--smoke", action="store_true", help="a few hundred events on SQLite (CI)")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    if args.smoke:
+        args.profiles, args.events, args.no_postgres = 100, 600, True
+
+    console = Console(width=130)
+    messages = generate(args.profiles, args.events)
+    with tempfile.TemporaryDirectory() as tmp:
+        urls = [("SQLite (WAL)", f"sqlite:///{tmp}/engine.db", f"sqlite:///{tmp}/floor.db")]
+        if not args.no_postgres:
+            urls.append(("PostgreSQL", PG_URL, PG_URL))
+        results = []
+        with Progress(console=console, transient=True) as progress:
+            for label, url, floor_url in urls:
+                engine_figures = run_engine(url, messages, progress)
+                runs_share = engine_figures["runs"] / engine_figures["events"]
+                floor = run_floor(floor_url, messages, runs_share, progress)
+                results.append((label, engine_figures, floor))
+
+    live = len(list((ROOT / "examples/journeys").glob("*.journey")))
+    table = Table(title=f"Engine: {args.events:,} events over {args.profiles:,} profiles, "
+                        f"{live} live journeys, batches of {BATCH}")
+    for column in ("backend", "accept ev/s", "apply ev/s", "apply p50 ms", "apply p99 ms", "runs", "outbox rows",
+                   "timers", "timers/s", "floor ev/s", "engine / floor"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for label, figures, floor in results:
+        table.add_row(label, f"{figures['accept_per_s']:,.0f}", f"{figures['apply_per_s']:,.0f}",
+                      f"{figures['p50_ms']:.3f}", f"{figures['p99_ms']:.3f}", f"{figures['runs']:,}",
+                      f"{figures['outbox']:,}", f"{figures['timers']:,}", f"{figures['timers_per_s']:,.0f}",
+                      f"{floor:,.0f}", f"{floor / figures['apply_per_s']:.1f}x slower")
+    console.print(table)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    console.print(f"peak memory (max RSS of this process): {peak_mb:,.0f} MB; "
+                  f"median apply latency across backends: "
+                  f"{statistics.median(r[1]['p50_ms'] for r in results):.3f} ms/event")
+
+
+if __name__ == "__main__":
+    main()
