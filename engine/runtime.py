@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
@@ -197,6 +197,7 @@ class Runtime:
         self.observer = observer
         self.programs: dict[int, Program] = {}  # version id -> program, loaded on demand
         self.live: dict[int, _Live] = {}  # journey id -> its state
+        self.version_journeys: dict[int, int] = {}  # version id -> journey id
         self.reload()
 
     # ------------------------------------------------------------------ journeys
@@ -254,8 +255,11 @@ class Runtime:
             self.matcher.load({str(v): self.program(conn, v).journey for v in sorted(versions)})
 
     def _journey_of_version(self, conn: Connection, version_id: int) -> _Live:
-        journey_id = conn.execute(select(journey_versions.c.journey_id)
-                                  .where(journey_versions.c.id == version_id)).scalar_one()
+        journey_id = self.version_journeys.get(version_id)
+        if journey_id is None:  # a version never changes its journey: ask once
+            journey_id = conn.execute(select(journey_versions.c.journey_id)
+                                      .where(journey_versions.c.id == version_id)).scalar_one()
+            self.version_journeys[version_id] = journey_id
         return self.live[journey_id]
 
     # ------------------------------------------------------------------ intake
@@ -326,8 +330,8 @@ class Runtime:
         live_runs = {r.journey_id: r for r in conn.execute(select(journey_runs).where(and_(
             journey_runs.c.profile_id == profile_id, journey_runs.c.state.in_(LIVE_STATES))))}
 
-        for key, goal in sorted(decisions.goals):
-            self._goal(conn, profile, int(key), goal, row.occurred_at, now, work)
+        if decisions.goals:
+            self._goals(conn, profile, decisions.goals, row.occurred_at, now, work)
         for key in sorted(decisions.exit):
             run = self._run_of_version(live_runs, conn, int(key))
             if run is not None:
@@ -350,14 +354,23 @@ class Runtime:
     def _reload_run(self, conn: Connection, run_id: int) -> Any:
         return conn.execute(select(journey_runs).where(journey_runs.c.id == run_id)).one()
 
-    def _goal(self, conn: Connection, profile: _Profile, version_id: int, goal: str, occurred_at: datetime,
-              now: datetime, work: _Work) -> None:
-        """Credit the most recent run of this version (live or ended) that entered before the goal."""
-        row = conn.execute(select(journey_runs).where(and_(
-            journey_runs.c.profile_id == profile.id, journey_runs.c.version_id == version_id,
-            journey_runs.c.entered_at <= occurred_at)).order_by(journey_runs.c.entered_at.desc()).limit(1)).first()
-        if row is not None:
-            self._advance(conn, row, profile, GoalReached(goal, occurred_at), now, work)
+    def _goals(self, conn: Connection, profile: _Profile, goals: Iterable[tuple[str, str]], occurred_at: datetime,
+               now: datetime, work: _Work) -> None:
+        """Credit each goal to the most recent run of its version (live or ended) that entered
+        before the goal event and within the goal's window; one query for all of them."""
+        versions = sorted({int(key) for key, _ in goals})
+        latest: dict[int, Any] = {}
+        for row in conn.execute(select(journey_runs).where(and_(
+                journey_runs.c.profile_id == profile.id, journey_runs.c.version_id.in_(versions),
+                journey_runs.c.entered_at <= occurred_at)).order_by(journey_runs.c.entered_at.desc())):
+            latest.setdefault(row.version_id, row)
+        for key, goal_name in sorted(goals):
+            run = latest.get(int(key))
+            goal = self.program(conn, int(key)).goals.get(goal_name) if run is not None else None
+            if run is None or goal is None or occurred_at - run.entered_at > timedelta(seconds=goal.within_seconds):
+                continue
+            # reloaded: an earlier goal of this event may have moved the same run
+            self._advance(conn, self._reload_run(conn, run.id), profile, GoalReached(goal_name, occurred_at), now, work)
 
     def _enter(self, conn: Connection, profile: _Profile, version_id: int, now: datetime, work: _Work,
                trigger: Any) -> None:
@@ -365,11 +378,14 @@ class Runtime:
         if live.status != "live" or live.version_id != version_id:
             return
         program = self.program(conn, version_id)
-        last = conn.execute(select(func.max(journey_runs.c.entered_at)).where(and_(
-            journey_runs.c.profile_id == profile.id, journey_runs.c.journey_id == live.journey_id))).scalar_one()
-        has_live = conn.execute(select(journey_runs.c.id).where(and_(
-            journey_runs.c.profile_id == profile.id, journey_runs.c.journey_id == live.journey_id,
-            journey_runs.c.state.in_(LIVE_STATES)))).first() is not None
+        # One row answers both questions: the live run if there is one (after a merge it need not
+        # be the newest), else the newest run.
+        latest = conn.execute(select(journey_runs.c.entered_at, journey_runs.c.state).where(and_(
+            journey_runs.c.profile_id == profile.id, journey_runs.c.journey_id == live.journey_id))
+            .order_by(journey_runs.c.state.in_(LIVE_STATES).desc(), journey_runs.c.entered_at.desc())
+            .limit(1)).first()
+        last = latest.entered_at if latest else None
+        has_live = latest is not None and latest.state in LIVE_STATES
         if not may_enter(program.journey.entry, last, has_live, now):
             return
         run_id = conn.execute(insert(journey_runs).values(
@@ -442,7 +458,7 @@ class Runtime:
     def _advance(self, conn: Connection, row: Any, profile: _Profile, given: Input, now: datetime, work: _Work,
                  event: Mapping[str, Any] | None = None) -> None:
         program = self.program(conn, row.version_id)
-        converted = self._converted(conn, row.id)
+        converted = self._converted(conn, row.id) if isinstance(given, GoalReached) else frozenset[str]()
         run = Run(key=str(row.id), user_key=f"p{row.profile_id}", entered_at=row.entered_at, state=row.state,
                   step=row.step_id, waiting_since=row.waiting_since, deadline=row.wake_at,
                   results=dict(row.results or {}), arms=dict(row.split_arms or {}), converted=converted)

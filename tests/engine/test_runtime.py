@@ -19,6 +19,7 @@ from storage.tables import (
     events,
     identities,
     journey_runs,
+    journeys,
     outbox,
     profiles,
     step_counters,
@@ -238,3 +239,26 @@ def test_events_are_marked_processed_in_the_same_transaction(runtime: Runtime, d
     assert runtime.process_events() == 1
     assert runtime.process_events() == 0
     assert rows(db, events)[0].processed_at == T0
+
+
+def test_after_a_merge_an_older_live_run_still_blocks_entry(db: Engine, clock: VirtualClock) -> None:
+    """The absorbed profile's live run is older than the survivor's finished one: no second run."""
+    runtime = Runtime(db, clock)
+    runtime.publish('journey "Quick"\n  trigger event "ping"\n  entry always\n\n  @w wait 1d\n')
+    runtime.publish('journey "Slow"\n  trigger event "ping"\n  entry always\n\n  @w wait 30d\n', slug="slow")
+    runtime.accept([parse_message({"type": "track", "event": "ping", "anonymousId": "a", "messageId": "m1"}, T0)])
+    runtime.process_events()
+    clock.move_to(T0 + timedelta(hours=1))
+    runtime.accept([parse_message({"type": "track", "event": "ping", "userId": "u", "messageId": "m2"}, clock.now())])
+    runtime.process_events()
+    settle(runtime, clock, T0 + timedelta(days=2))  # the Quick runs finish, the Slow runs wait
+    runtime.accept([parse_message({"type": "alias", "userId": "u", "previousId": "a", "messageId": "m3"},
+                                  clock.now())])
+    runtime.accept([parse_message({"type": "track", "event": "ping", "userId": "u", "messageId": "m4"},
+                                  clock.now())])
+    runtime.process_events()
+    (slow,) = rows(db, journeys, journeys.c.slug == "slow")
+    live = rows(db, journey_runs, journey_runs.c.state == "waiting")
+    # The survivor's Slow run (entered at T0) lives on behind the absorbed one's newer, now exited
+    # run; the ping must not start a second one. Quick, with no live run, is entered again.
+    assert sorted(r.journey_id == slow.id for r in live) == [False, True]
