@@ -373,10 +373,11 @@ class Runtime:
             self._advance(conn, self._reload_run(conn, run.id), profile, GoalReached(goal_name, occurred_at), now, work)
 
     def _enter(self, conn: Connection, profile: _Profile, version_id: int, now: datetime, work: _Work,
-               trigger: Any) -> None:
+               trigger: Any) -> bool:
+        """Start a run if the journey is live and the re-entry policy allows; whether it did."""
         live = self._journey_of_version(conn, version_id)
         if live.status != "live" or live.version_id != version_id:
-            return
+            return False
         program = self.program(conn, version_id)
         # One row answers both questions: the live run if there is one (after a merge it need not
         # be the newest), else the newest run.
@@ -387,13 +388,14 @@ class Runtime:
         last = latest.entered_at if latest else None
         has_live = latest is not None and latest.state in LIVE_STATES
         if not may_enter(program.journey.entry, last, has_live, now):
-            return
+            return False
         run_id = conn.execute(insert(journey_runs).values(
             profile_id=profile.id, journey_id=live.journey_id, version_id=version_id, state="active",
             entered_at=now, updated_at=now, trigger_event_id=trigger.id if trigger is not None else None,
         ).returning(journey_runs.c.id)).scalar_one()
         event = dict(trigger.properties or {}) if trigger is not None else None
         self._advance(conn, self._reload_run(conn, run_id), profile, Start(), now, work, event=event)
+        return True
 
     def enter(self, slug: str, found: Sequence[tuple[str, str]]) -> bool:
         """Enter one user into an API-triggered journey; False if the policy says no."""
@@ -404,15 +406,13 @@ class Runtime:
             if journey is None or journey.version_id is None:
                 raise JourneyNotFound(slug)
             profile = _Profile.load(conn, identity.resolve(conn, found, now))
-            before = conn.execute(select(func.count()).select_from(journey_runs)).scalar_one()
-            if self.matcher.audience_holds(str(journey.version_id), Scope(dict(profile.user), now,
-                                                                          history=_SqlHistory(conn, profile.id))):
-                self._enter(conn, profile, journey.version_id, now, work, None)
+            scope = Scope(dict(profile.user), now, history=_SqlHistory(conn, profile.id))
+            entered = self.matcher.audience_holds(str(journey.version_id), scope) and self._enter(
+                conn, profile, journey.version_id, now, work, None)
             profile.save(conn, now)
-            entered = conn.execute(select(func.count()).select_from(journey_runs)).scalar_one() > before
             counters.increment(conn, work.counters)
         self._publish_traces(work)
-        return bool(entered)
+        return entered
 
     # ------------------------------------------------------------------ timers
 
@@ -546,10 +546,9 @@ class Runtime:
                 for profile_id in ids:
                     profile = _Profile.load(conn, profile_id)
                     scope = Scope(dict(profile.user), now, history=_SqlHistory(conn, profile_id))
-                    if self.matcher.audience_holds(str(version_id), scope):
-                        before = len(work.traces)
-                        self._enter(conn, profile, version_id, now, work, None)
-                        entered += len(work.traces) > before
+                    if self.matcher.audience_holds(str(version_id), scope) and self._enter(
+                            conn, profile, version_id, now, work, None):
+                        entered += 1
                         profile.save(conn, now)
                 counters.increment(conn, work.counters)
             self._publish_traces(work)

@@ -262,3 +262,28 @@ def test_after_a_merge_an_older_live_run_still_blocks_entry(db: Engine, clock: V
     # The survivor's Slow run (entered at T0) lives on behind the absorbed one's newer, now exited
     # run; the ping must not start a second one. Quick, with no live run, is entered again.
     assert sorted(r.journey_id == slow.id for r in live) == [False, True]
+
+
+def test_api_trigger_enters_once_and_respects_the_audience(db: Engine, clock: VirtualClock) -> None:
+    runtime = Runtime(db, clock)
+    runtime.publish('journey "Bind invite"\n  trigger api\n  audience "member" in user.tags\n\n'
+                    '  @invite send sms "bind us"\n', slug="bind")
+    runtime.accept([parse_message({"type": "identify", "userId": "m1", "messageId": "i1",
+                                   "traits": {"tags": ["member"]}}, T0)])
+    runtime.process_events()
+    assert runtime.enter("bind", [("user_id", "m1")]) is True
+    assert runtime.enter("bind", [("user_id", "m1")]) is False  # entry once (the default)
+    assert runtime.enter("bind", [("user_id", "stranger")]) is False  # not in the audience
+    assert [r.step_id for r in rows(db, outbox)] == ["invite"]
+
+
+def test_a_schedule_enters_everyone_in_the_audience(db: Engine, clock: VirtualClock) -> None:
+    runtime = Runtime(db, clock)
+    version = runtime.publish('journey "Birthday"\n  trigger schedule "30 9 * * *"\n'
+                              '  audience user.days_until_birthday == 3\n\n  @gift send sms "happy birthday"\n')
+    runtime.accept([parse_message({"type": "identify", "userId": f"u{i}", "messageId": f"i{i}",
+                                   "traits": {"days_until_birthday": i % 4}}, T0) for i in range(12)])
+    runtime.process_events()
+    assert runtime.schedule_triggers() == [(version, "30 9 * * *")]
+    assert runtime.run_schedule(version, batch=5) == 3  # u3, u7, u11, across three batches
+    assert len(rows(db, outbox)) == 3
