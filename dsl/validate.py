@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -43,6 +44,11 @@ class Catalog:
 
     templates: frozenset[str] | None = None
     coupon_pools: frozenset[str] | None = None
+
+
+class _Flow(NamedTuple):
+    ends: bool  # every path through exits
+    defines: frozenset[str]  # result names set on every path that goes on
 
 
 class _Checker:
@@ -170,20 +176,34 @@ class _Checker:
 
     # ------------------------------------------------------------------ steps
 
-    def block(self, steps: tuple[m.Step, ...], scope: frozenset[str]) -> bool:
-        """Check a block; True if every path through it ends in `exit`."""
+    def block(self, steps: tuple[m.Step, ...], scope: frozenset[str]) -> _Flow:
+        """Check a block: whether every path through it exits, and the result names it sets."""
         ends = False
+        defined: frozenset[str] = frozenset()
         for step in steps:
             if ends:
                 self.error(step.loc, "this step can never run: every path above it has exited",
                            "remove it, or the `exit` before it")
                 break
-            ends = self.step(step, scope)
-            for name in _results(step):
-                scope = scope | {name}
-        return ends
+            flow = self.step(step, scope)
+            for name in sorted(flow.defines & scope):
+                self.error(step.loc, f"the result name {name!r} is already set on this path",
+                           "use another name (the same name is fine in separate branches)")
+            ends, scope, defined = flow.ends, scope | flow.defines, defined | flow.defines
+        return _Flow(ends, defined)
 
-    def step(self, step: m.Step, scope: frozenset[str]) -> bool:
+    @staticmethod
+    def _join(flows: list[_Flow], complete: bool) -> _Flow:
+        """The flow after a compound step whose branches rejoin. A result name is usable after it
+        when every branch that reaches the rejoin sets it; branches that exit do not count."""
+        if not complete:
+            return _Flow(False, frozenset())
+        through = [f.defines for f in flows if not f.ends]
+        if not through:
+            return _Flow(True, frozenset())
+        return _Flow(False, frozenset.intersection(*through))
+
+    def step(self, step: m.Step, scope: frozenset[str]) -> _Flow:
         event_ok = self.event_in_steps
         match step:
             case m.Wait(seconds=seconds):
@@ -198,17 +218,15 @@ class _Checker:
                                "a wait for an event needs both `received:` and `timeout:` "
                                "(write `pass` in a branch that does nothing)")
                 branches = [b for b in (step.received, step.timeout) if b is not None]
-                ends = [self.block(b.steps, scope) for b in branches]
-                return len(ends) == 2 and all(ends)
+                return self._join([self.block(b.steps, scope) for b in branches], complete=not missing)
             case m.If():
-                ends = []
+                flows = []
                 for arm in step.arms:
                     self.expr(arm.condition, scope, event_ok)
-                    ends.append(self.block(arm.steps, scope))
-                if step.otherwise is None:
-                    return False
-                ends.append(self.block(step.otherwise.steps, scope))
-                return all(ends)
+                    flows.append(self.block(arm.steps, scope))
+                if step.otherwise is not None:
+                    flows.append(self.block(step.otherwise.steps, scope))
+                return self._join(flows, complete=step.otherwise is not None)
             case m.Split():
                 return self.split(step, scope)
             case m.Send():
@@ -225,10 +243,10 @@ class _Checker:
                 if not tag.strip():
                     self.error(step.loc, "the tag is empty")
             case m.ExitStep():
-                return True
-        return False
+                return _Flow(True, frozenset())
+        return _Flow(False, frozenset(_results(step)))
 
-    def split(self, step: m.Split, scope: frozenset[str]) -> bool:
+    def split(self, step: m.Split, scope: frozenset[str]) -> _Flow:
         total = sum(arm.percent for arm in step.arms)
         if abs(total - 100) > PERCENT_TOLERANCE:
             self.error(step.loc, f"the split's percentages add up to {total:g}%, not 100%",
@@ -239,8 +257,7 @@ class _Checker:
         for arm in step.arms:
             if arm.percent <= 0:
                 self.error(arm.loc, "a branch needs a share above 0%")
-        ends = [self.block(arm.steps, scope) for arm in step.arms]
-        return all(ends)
+        return self._join([self.block(arm.steps, scope) for arm in step.arms], complete=True)
 
     def send(self, step: m.Send, scope: frozenset[str]) -> None:
         if step.title is not None and step.channel != "push":
@@ -281,7 +298,6 @@ class _Checker:
 
     def labels_and_results(self) -> None:
         seen: dict[str, m.Loc] = {}
-        results: dict[str, m.Loc] = {}
         for step in walk_steps(self.journey.steps):
             labelled: list[tuple[str | None, m.Loc]] = [(step.label, step.loc)]
             if isinstance(step, m.Split):
@@ -296,10 +312,6 @@ class _Checker:
             for name in _results(step):
                 if name in RESERVED_ROOTS:
                     self.error(step.loc, f"{name!r} is reserved and cannot name a result")
-                elif name in results:
-                    self.error(step.loc, f"the result name {name!r} is used twice",
-                               f"the first is on line {results[name].line}")
-                results.setdefault(name, step.loc)
 
     def run(self) -> list[Diagnostic]:
         self.settings()

@@ -1,5 +1,5 @@
-"""The example journeys and every `journey` block of the DSL reference parse, and are written in
-canonical form: formatting them gives back the very same text."""
+"""The example journeys and every `journey` block of the DSL reference parse, validate, compile,
+and are written in canonical form: formatting them gives back the very same text."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dsl import Catalog, compile_source
 from dsl import model as m
 from dsl.formatter import format_journey
 from dsl.ids import walk_steps
@@ -96,3 +97,19 @@ def test_reference_has_journey_blocks() -> None:
 )
 def test_reference_block_parses_and_is_canonical(text: str) -> None:
     _assert_canonical(text)
+
+
+@pytest.mark.parametrize(
+    "text", [text for _, text in REFERENCE_BLOCKS], ids=[f"dsl.md:{line}" for line, _ in REFERENCE_BLOCKS]
+)
+def test_reference_block_validates_and_compiles(text: str) -> None:
+    """What `journeyflow check` does: every example in the reference must pass it."""
+    assert compile_source(text).nodes is not None
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda path: path.name)
+def test_example_validates_against_the_catalog_and_compiles(path: Path) -> None:
+    catalog = tomllib.loads((EXAMPLES / "catalog.toml").read_text(encoding="utf-8"))
+    known = Catalog(frozenset(catalog["templates"]), frozenset(catalog["coupon_pools"]))
+    compiled = compile_source(path.read_text(encoding="utf-8"), known)
+    assert compiled.goals, "every example states its goal"

@@ -57,7 +57,9 @@ def only_problem(text: str, catalog: Catalog | None = None) -> tuple[int, int, s
         (journey('  update user.points += "x"\n'), 4, 3, "needs a number"),
         (journey('  call webhook "ftp://example.com"\n'), 4, 3, "not an http(s) URL"),
         (journey('  @a wait 1d\n  @a wait 2d\n'), 5, 3, "@a is used twice"),
-        (journey('  issue coupon "P" as c\n  issue coupon "P" as c\n'), 5, 3, "used twice"),
+        (journey('  issue coupon "P" as c\n  issue coupon "P" as c\n'), 5, 3, "already set on this path"),
+        (journey('  issue coupon "P" as c\n  if user.a:\n    issue coupon "Q" as c\n'), 6, 5,
+         "already set on this path"),
         (journey('  issue coupon "P" as user\n'), 4, 3, "reserved"),
         (journey("  if count of \"buy\" where event.x within 0s > 1:\n    pass\n"), 4, 6, "longer than zero"),
     ],
@@ -125,3 +127,31 @@ def test_a_valid_journey_passes() -> None:
         '  update user.last = reply.status\n  update user.points -= 5\n  remove tag "lapsing"\n'
     )
     validate(parse(text), text)
+
+
+def test_sibling_branches_may_set_the_same_result_and_it_is_usable_after_when_all_do() -> None:
+    text = journey(
+        '  if user.spend > 1000:\n    issue coupon "BIG" as offer\n'
+        '  elif user.spend > 100:\n    issue coupon "MID" as offer\n'
+        '  else:\n    exit\n'  # an exiting branch need not set it: it never reaches the rejoin
+        '  send sms "{{ offer.code }}"\n'
+        '  split "s":\n    50%:\n      call webhook "https://a.example.com" as reply\n'
+        '    50%:\n      call webhook "https://b.example.com" as reply\n'
+        '  update user.last = reply.status\n'
+    )
+    validate(parse(text), text)
+
+
+@pytest.mark.parametrize(
+    ("branches", "line"),
+    [
+        ('  if user.a:\n    issue coupon "P" as c\n', 6),  # no else: the fall-through sets nothing
+        ('  if user.a:\n    issue coupon "P" as c\n  else:\n    pass\n', 8),
+        ('  wait for event "x" up to 1d:\n    received:\n      issue coupon "P" as c\n'
+         '    timeout:\n      pass\n', 9),
+    ],
+)
+def test_a_result_set_on_only_some_paths_is_not_usable_after(branches: str, line: int) -> None:
+    text = journey(branches + '  send sms "{{ c.code }}"\n')
+    assert [(found_line, message) for found_line, _, message in problems(text)] == [
+        (line, "message: unknown name 'c' in the template")]
