@@ -151,8 +151,13 @@ class _Profile:
 
     @classmethod
     def load(cls, conn: Connection, profile_id: int) -> _Profile:
-        row = conn.execute(select(profiles.c.traits, profiles.c.tags, profiles.c.timezone)
-                           .where(profiles.c.id == profile_id)).one()
+        """The profile, or the survivor it was merged into."""
+        while True:
+            row = conn.execute(select(profiles.c.traits, profiles.c.tags, profiles.c.timezone, profiles.c.merged_into)
+                               .where(profiles.c.id == profile_id)).one()
+            if row.merged_into is None:
+                break
+            profile_id = row.merged_into
         user = {**(row.traits or {}), "tags": list(row.tags or [])}
         if row.timezone:
             user["timezone"] = row.timezone
@@ -311,8 +316,8 @@ class Runtime:
         return len(rows)
 
     def _apply_event(self, conn: Connection, row: Any, now: datetime, work: _Work) -> None:
-        profile_id = identity.survivor_of(conn, row.profile_id)
-        profile = _Profile.load(conn, profile_id)
+        profile = _Profile.load(conn, row.profile_id)
+        profile_id = profile.id
         history = _SqlHistory(conn, profile_id)
         props = dict(row.properties or {})
         if row.type == "identify":
@@ -389,12 +394,12 @@ class Runtime:
         has_live = latest is not None and latest.state in LIVE_STATES
         if not may_enter(program.journey.entry, last, has_live, now):
             return False
-        run_id = conn.execute(insert(journey_runs).values(
+        run = conn.execute(insert(journey_runs).values(
             profile_id=profile.id, journey_id=live.journey_id, version_id=version_id, state="active",
             entered_at=now, updated_at=now, trigger_event_id=trigger.id if trigger is not None else None,
-        ).returning(journey_runs.c.id)).scalar_one()
+        ).returning(*journey_runs.c)).one()
         event = dict(trigger.properties or {}) if trigger is not None else None
-        self._advance(conn, self._reload_run(conn, run_id), profile, Start(), now, work, event=event)
+        self._advance(conn, run, profile, Start(), now, work, event=event)
         return True
 
     def enter(self, slug: str, found: Sequence[tuple[str, str]]) -> bool:
