@@ -344,8 +344,7 @@ class Runtime:
         for key, step in sorted(decisions.waits):
             run = self._run_of_version(live_runs, conn, int(key))
             if run is not None and run.state == "waiting" and run.step_id == step:
-                self._advance(conn, self._reload_run(conn, run.id), profile,
-                              EventArrived(step, row.occurred_at), now, work, event=props)
+                self._advance(conn, run, profile, EventArrived(step, row.occurred_at), now, work, event=props)
         for key in sorted(decisions.enter):
             self._enter(conn, profile, int(key), now, work, trigger)
         profile.save(conn, now)
