@@ -54,6 +54,11 @@ def _user_ids(conn: Connection, profile_id: int) -> set[str]:
     return {r[0] for r in rows}
 
 
+def first_identity(found: Sequence[tuple[str, str]]) -> str | None:
+    """What a new profile is keyed by for random splits: its strongest identity."""
+    return f"{found[0][0]}:{found[0][1]}" if found else None
+
+
 def resolve(conn: Connection, found: Sequence[tuple[str, str]], now: datetime) -> int:
     """The profile these identities name, creating, attaching and merging as the rules say."""
     owners = _owners(conn, found)
@@ -67,7 +72,8 @@ def resolve(conn: Connection, found: Sequence[tuple[str, str]], now: datetime) -
         target = min(owners.values())
     else:
         target = conn.execute(profiles.insert().values(
-            traits={}, tags=[], created_at=now, updated_at=now).returning(profiles.c.id)).scalar_one()
+            traits={}, tags=[], first_identity=first_identity(found), created_at=now, updated_at=now,
+        ).returning(profiles.c.id)).scalar_one()
 
     for other in sorted(set(owners.values()) - {target}):
         ids_target, ids_other = _user_ids(conn, target), _user_ids(conn, other)

@@ -175,7 +175,7 @@ class Program:
     """A compiled journey with every expression it runs turned into a closure, once per version."""
 
     def __init__(self, key: str, journey: g.CompiledJourney) -> None:
-        self.key = key
+        self.key = key  # the journey's stable name; random splits hash it with the user's key
         self.journey = journey
         self.zone_default = journey.timezone
         self.branches: dict[str, list[tuple[Predicate, str]]] = {}

@@ -4,6 +4,6 @@
 and `storage.tables` holds every table as SQLAlchemy Core.
 """
 
-from .database import connect, migrate
+from .database import connect, migrate, writer
 
-__all__ = ["connect", "migrate"]
+__all__ = ["connect", "migrate", "writer"]

@@ -50,7 +50,19 @@ def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def _on_sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    immediate = connection.get_execution_options().get(WRITER_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+WRITER_OPTION = "journeyflow_writer"
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, for transactions that will write. On SQLite they BEGIN IMMEDIATE: the
+    write lock is taken (or waited for) at the start, so a transaction that read first cannot
+    fail later to upgrade because another writer committed in between, and what it read stays
+    true until it commits. PostgreSQL ignores the option."""
+    return engine.execution_options(**{WRITER_OPTION: True})
 
 
 def alembic_config(connection: Connection) -> Config:

@@ -64,6 +64,10 @@ profiles = Table(
     Column("timezone", String, nullable=True),  # IANA name; None means the journey's default
     # Set when this profile was merged into a survivor; its identities and runs moved there.
     Column("merged_into", BigIntId, ForeignKey("profiles.id"), nullable=True),
+    # "kind:value" of the identity the profile was created for (a user id when there was one).
+    # Random splits hash it, so a user lands in the same arm on every machine and backend,
+    # whatever row id the profile got; it survives merges with the survivor.
+    Column("first_identity", String, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("row_version", Integer, nullable=False, server_default=text("1")),

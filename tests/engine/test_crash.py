@@ -20,7 +20,7 @@ from engine.runtime import Runtime
 from storage import connect, migrate
 from storage.tables import events, journey_runs, outbox, profiles
 
-EVENTS = 3_000
+EVENTS = 20_000
 BATCH = 200
 PING = '''journey "Ping"
   trigger event "ping"

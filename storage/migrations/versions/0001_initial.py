@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("tags", sa.JSON(), nullable=False, server_default=EMPTY_LIST),
         sa.Column("timezone", sa.String(), nullable=True),
         sa.Column("merged_into", BIGINT_ID, nullable=True),
+        sa.Column("first_identity", sa.String(), nullable=True),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.Column("row_version", sa.Integer(), nullable=False, server_default=sa.text("1")),

@@ -1,0 +1,156 @@
+"""Storing accepted messages: deduplicate by message id, resolve each to a profile, and write the
+events with one multi-row insert.
+
+Why a batch: a producer's batch or the API's group commit hands over hundreds of messages at
+once, and most of them come from people already known by every identity they carry. Those
+resolve from one bulk lookup of identity owners, with no query of their own; a message that
+names someone new, or two profiles at once, goes through `identity.resolve` (the One-ID rules,
+merges included), after which the lookup is refreshed for what it touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.ids import IdBlock
+from storage.tables import events, identities, profiles
+
+from . import identity
+from .messages import Message
+from .unit_of_work import chunks
+
+Identity = tuple[str, str]
+
+
+class _Owners:
+    """Who owns each identity, as far as this transaction knows, with merges followed."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        # Known owners (written or pending), and identities known to have none.
+        self.owner: dict[Identity, int] = {}
+        self.unknown: set[Identity] = set()
+
+    def prefetch(self, found: Iterable[Identity]) -> None:
+        wanted = sorted(set(found) - self.owner.keys() - self.unknown)
+        for part in chunks(wanted):
+            for row in self.conn.execute(select(identities.c.kind, identities.c.value, identities.c.profile_id)
+                                         .where(tuple_(identities.c.kind, identities.c.value).in_(part))):
+                self.owner[(row.kind, row.value)] = row.profile_id
+        self.unknown.update(i for i in wanted if i not in self.owner)
+
+    def single_owner(self, found: Sequence[Identity]) -> int | None:
+        """The profile when every identity is known and all belong to it: nothing to attach or
+        merge, so `identity.resolve` would answer the same without a query."""
+        owners = {self.owner.get(i) for i in found}
+        if len(owners) != 1 or None in owners:
+            return None
+        return owners.pop()
+
+    def forget(self, found: Iterable[Identity], profile_ids: Iterable[int]) -> None:
+        """After a resolve: its identities may now be owned, and the profiles it touched may
+        have been merged away, which moves every identity they owned."""
+        touched = set(profile_ids)
+        for key in [k for k, owner in self.owner.items() if owner in touched]:
+            del self.owner[key]
+        for key in found:
+            self.owner.pop(key, None)
+            self.unknown.discard(key)
+
+
+def store(conn: Connection, messages: Sequence[Message], now: datetime) -> int:
+    """Store the messages not seen before as events; how many were new. `conn` must be a
+    writer transaction (`storage.writer`): new profiles take ids before they are written."""
+    seen = _known_message_ids(conn, [m.message_id for m in messages])
+    fresh: list[Message] = []
+    for message in messages:
+        if message.message_id not in seen:
+            seen.add(message.message_id)
+            fresh.append(message)
+    owners = _Owners(conn)
+    owners.prefetch(i for m in fresh for i in m.identities())
+    pending = _Pending(conn, now)
+    for message in fresh:
+        found = message.identities()
+        owners.prefetch(found)  # no query when the batch's prefetch already answered
+        profile_id = owners.single_owner(found) if message.type != "alias" else None
+        if profile_id is None and found and message.type != "alias" and all(i in owners.unknown for i in found):
+            # Nobody knows any of these identities: One-ID would create a profile and attach
+            # them all, which needs no query.
+            profile_id = pending.new_profile(found)
+            for key in found:
+                owners.unknown.discard(key)
+                owners.owner[key] = profile_id
+        if profile_id is None:
+            if message.type == "alias" and message.previous_id:
+                pending.write()
+                found += _previous_identities(conn, message.previous_id)
+                owners.prefetch(found)
+            before = {owners.owner[i] for i in found if i in owners.owner}
+            pending.write()  # the One-ID rules read the tables, and a merge moves events
+            profile_id = identity.resolve(conn, found, now)
+            owners.forget(found, before | {profile_id})
+            owners.prefetch(found)  # the next message of this person takes the fast path
+        props = message.properties if message.type == "track" else message.traits
+        pending.events.append({"message_id": message.message_id, "profile_id": profile_id, "type": message.type,
+                               "name": message.event, "properties": dict(props), "occurred_at": message.timestamp,
+                               "received_at": now})
+    pending.write()
+    return pending.stored
+
+
+class _Pending:
+    """Profiles, identities and events decided but not yet written: one insert per kind."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self.conn, self.now = conn, now
+        self.profile_ids = IdBlock(conn, profiles)
+        self.profiles: list[dict[str, Any]] = []
+        self.identities: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.stored = 0
+
+    def new_profile(self, found: Sequence[Identity]) -> int:
+        profile_id = self.profile_ids.next()
+        self.profiles.append({"id": profile_id, "traits": {}, "tags": [], "created_at": self.now,
+                              "updated_at": self.now, "first_identity": identity.first_identity(found)})
+        self.identities += [{"kind": kind, "value": value, "profile_id": profile_id}
+                            for kind, value in dict.fromkeys(found)]
+        return profile_id
+
+    def write(self) -> None:
+        if self.profiles:
+            self.conn.execute(insert(profiles), self.profiles)
+            self.conn.execute(insert(identities), self.identities)
+            self.profiles, self.identities = [], []
+        if self.events:
+            insert_ = postgresql.insert(events) if self.conn.dialect.name == "postgresql" else sqlite.insert(events)
+            # A concurrent acceptor may have stored the same message id since the check above.
+            self.conn.execute(insert_.on_conflict_do_nothing(index_elements=["message_id"]), self.events)
+            self.stored += len(self.events)
+            self.events = []
+
+
+def _known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
+    known: set[str] = set()
+    for part in chunks(sorted(set(message_ids))):
+        known.update(conn.execute(select(events.c.message_id).where(events.c.message_id.in_(part))).scalars())
+    return known
+
+
+def _previous_identities(conn: Connection, previous: str) -> list[Identity]:
+    """Segment's previousId may be an anonymous id or an older user id: whichever is known."""
+    for kind in ("anonymous_id", "user_id"):
+        known = conn.execute(select(identities.c.profile_id).where(and_(
+            identities.c.kind == kind, identities.c.value == previous))).first()
+        if known:
+            return [(kind, previous)]
+    return [("anonymous_id", previous)]
+
+
+__all__ = ["store"]

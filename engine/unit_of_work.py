@@ -1,0 +1,485 @@
+"""One transaction's working set: everything a batch of events or timers reads, loaded in a few
+queries, and everything it writes, buffered and written with multi-row statements at the end.
+
+Why: applying events one at a time costs a dozen round trips each (profile, live runs, run
+reload, entry check, timers, outbox...), and per-statement latency, not Python, was what
+bounded the engine. A unit of work loads the profiles and live runs of every user in a batch
+at once, lets the pure core move runs in memory (a run touched by three events of one batch is
+read once and written once), and flushes in one pass.
+
+Rules that keep it correct:
+- Every run the batch sees goes through `runs`: a query that returns run ids resolves them
+  here first, so the in-memory state (possibly moved already) always wins over a stale row.
+- New runs get their id at once (`storage.ids`), because it is the root of every idempotency
+  key the machine derives; their rows, like everything else, wait for `flush()`.
+- Reads that depend on buffered writes see them: frequency caps count outbox rows not yet
+  written, conversions include those of this batch.
+- Run rows are updated with an optimistic check on `row_version`: a concurrent writer (another
+  worker, a merge) makes the flush fail and the whole transaction roll back, never overwrite.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage import counters
+from storage.ids import IdBlock
+from storage.tables import (
+    conversions,
+    coupon_codes,
+    coupon_pools,
+    events,
+    journey_runs,
+    outbox,
+    profiles,
+    timers,
+)
+
+from .machine import LIVE_STATES, MESSAGE_CHANNELS, RunState, Trace
+from .scope import EventPredicate
+
+COUNTED_STATUSES = ("pending", "sent", "deferred")  # outbox rows that count towards caps
+TIMER_KIND = "step"  # a run waits at one step at a time, so it has at most one timer
+CHUNK = 500  # ids per IN (...) list: far below every backend's parameter limit
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class ConcurrentUpdate(RuntimeError):
+    """A run row changed under this transaction (another worker got there first): roll back."""
+
+
+@dataclass
+class RunRow:
+    """A `journey_runs` row as this unit of work sees it; `row_version` is the one it was read at."""
+
+    id: int
+    profile_id: int
+    journey_id: int
+    version_id: int
+    step_id: str | None
+    state: RunState
+    entered_at: datetime
+    wake_at: datetime | None
+    waiting_since: datetime | None
+    trigger_event_id: int | None
+    results: dict[str, Any]
+    split_arms: dict[str, str]
+    row_version: int
+    dirty: bool = False
+    converted: set[str] | None = None  # goals already credited; read on the first goal
+
+    @classmethod
+    def of(cls, row: Any) -> RunRow:
+        return cls(row.id, row.profile_id, row.journey_id, row.version_id, row.step_id, row.state, row.entered_at,
+                   row.wake_at, row.waiting_since, row.trigger_event_id, dict(row.results or {}),
+                   dict(row.split_arms or {}), row.row_version)
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
+
+
+@dataclass
+class Profile:
+    """A profile as expressions see it (`user.*`, with `tags`); written back once if changed."""
+
+    id: int
+    user: dict[str, Any]
+    split_key: str  # stable across machines: see `profiles.first_identity`
+    changed: bool = False
+
+    @classmethod
+    def of(cls, row: Any) -> Profile:
+        user = {**(row.traits or {}), "tags": list(row.tags or [])}
+        if row.timezone:
+            user["timezone"] = row.timezone
+        return cls(row.id, user, row.first_identity or f"profile:{row.id}")
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    """A trace line with who and where, for `simulate --trace` and the builder's preview."""
+
+    at: datetime
+    profile_id: int
+    journey: str
+    trace: Trace
+
+
+@dataclass
+class _Sent:
+    channel: str
+    send_at: datetime
+    status: str
+    buffered: bool  # in `outbox_rows`, not yet in the table
+
+
+@dataclass
+class UnitOfWork:
+    conn: Connection
+    now: datetime
+    profiles: dict[int, Profile] = field(default_factory=dict)
+    survivors: dict[int, int] = field(default_factory=dict)  # merged-away profile id -> the one that holds it now
+    runs: dict[int, RunRow] = field(default_factory=dict)
+    live: dict[tuple[int, int], int] = field(default_factory=dict)  # (profile, journey) -> live run id
+    last_entered: dict[tuple[int, int], datetime] = field(default_factory=dict)  # (profile, journey) -> newest entry
+    new_runs: list[RunRow] = field(default_factory=list)  # started in this unit: inserted at flush
+    run_ids: IdBlock = field(init=False)
+    pool_ids: dict[str, int | None] = field(default_factory=dict)
+    history: dict[str, dict[int, list[tuple[datetime, dict[str, Any]]]]] = field(default_factory=dict)
+    entries: dict[tuple[int, int], list[tuple[datetime, int]]] = field(default_factory=dict)  # (user, version) -> runs
+    sent_since: datetime | None = None  # outbox rows of loaded users from here on are in `sent`
+    users_loaded: set[int] = field(default_factory=set)  # profiles whose runs are in `live` / `last_entered`
+    trigger_props: dict[int, dict[str, Any]] = field(default_factory=dict)  # event id -> properties
+    timers: dict[int, tuple[str, datetime] | None] = field(default_factory=dict)  # run id -> its timer, or none
+    outbox_rows: list[dict[str, Any]] = field(default_factory=list)
+    sent: defaultdict[int, list[_Sent]] = field(default_factory=lambda: defaultdict(list))
+    conversion_rows: list[dict[str, Any]] = field(default_factory=list)
+    counters: list[counters.CounterRow] = field(default_factory=list)
+    traces: list[TraceRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.run_ids = IdBlock(self.conn, journey_runs)
+
+    # ------------------------------------------------------------------ loading
+
+    def load_profiles(self, profile_ids: Iterable[int]) -> None:
+        """Load profiles not yet here, following merges to their survivors."""
+        wanted = sorted({p for p in profile_ids if p not in self.profiles and p not in self.survivors})
+        while wanted:
+            merged: dict[int, int] = {}
+            for part in chunks(wanted):
+                for row in self.conn.execute(select(profiles.c.id, profiles.c.traits, profiles.c.tags,
+                                                    profiles.c.timezone, profiles.c.merged_into,
+                                                    profiles.c.first_identity)
+                                             .where(profiles.c.id.in_(part))):
+                    if row.merged_into is None:
+                        self.profiles[row.id] = Profile.of(row)
+                    else:
+                        merged[row.id] = row.merged_into
+            self.survivors.update(merged)
+            wanted = sorted({s for s in merged.values() if s not in self.profiles and s not in self.survivors})
+
+    def survivor(self, profile_id: int) -> int:
+        while profile_id in self.survivors:
+            profile_id = self.survivors[profile_id]
+        return profile_id
+
+    def profile(self, profile_id: int) -> Profile:
+        self.load_profiles([profile_id])
+        return self.profiles[self.survivor(profile_id)]
+
+    def load_users(self, profile_ids: Iterable[int]) -> None:
+        """Profiles plus what entries and event matching need: live runs (and the events that
+        started them) and the newest entry per journey."""
+        given = list(profile_ids)
+        if all(p in self.users_loaded for p in given):
+            return
+        self.load_profiles(given)
+        wanted = sorted({self.survivor(p) for p in given} - self.users_loaded)
+        if not wanted:
+            return
+        for part in chunks(wanted):
+            self._adopt(self.conn.execute(select(journey_runs).where(and_(
+                journey_runs.c.profile_id.in_(part), journey_runs.c.state.in_(LIVE_STATES)))))
+            for row in self.conn.execute(
+                    select(journey_runs.c.profile_id, journey_runs.c.journey_id, func.max(journey_runs.c.entered_at))
+                    .where(journey_runs.c.profile_id.in_(part))
+                    .group_by(journey_runs.c.profile_id, journey_runs.c.journey_id)):
+                self.last_entered[(row[0], row[1])] = row[2]
+        self.users_loaded.update(wanted)
+        self.load_triggers(self.runs.values())
+
+    def load_runs(self, run_ids: Iterable[int]) -> None:
+        wanted = sorted({r for r in run_ids if r not in self.runs})
+        for part in chunks(wanted):
+            self._adopt(self.conn.execute(select(journey_runs).where(journey_runs.c.id.in_(part))))
+
+    def load_triggers(self, runs: Iterable[RunRow]) -> None:
+        wanted = sorted({r.trigger_event_id for r in runs
+                         if r.trigger_event_id is not None and r.trigger_event_id not in self.trigger_props})
+        for part in chunks(wanted):
+            for row in self.conn.execute(select(events.c.id, events.c.properties).where(events.c.id.in_(part))):
+                self.trigger_props[row.id] = dict(row.properties or {})
+
+    def _adopt(self, rows: Iterable[Any]) -> None:
+        for row in rows:
+            if row.id in self.runs:
+                continue  # ours is newer
+            run = RunRow.of(row)
+            self.runs[run.id] = run
+            if run.live:
+                self.live[(run.profile_id, run.journey_id)] = run.id
+
+    # ------------------------------------------------------------------ reading
+
+    def run(self, run_id: int) -> RunRow:
+        self.load_runs([run_id])
+        return self.runs[run_id]
+
+    def live_run(self, profile_id: int, journey_id: int) -> RunRow | None:
+        self.load_users([profile_id])
+        run_id = self.live.get((profile_id, journey_id))
+        return self.runs[run_id] if run_id is not None else None
+
+    def trigger_event(self, run: RunRow) -> dict[str, Any] | None:
+        if run.trigger_event_id is None:
+            return None
+        if run.trigger_event_id not in self.trigger_props:
+            self.load_triggers([run])
+        return dict(self.trigger_props[run.trigger_event_id])
+
+    def latest_runs(self, profile_id: int, version_ids: Sequence[int], entered_by: datetime) -> dict[int, RunRow]:
+        """Per version, the newest run (live or ended) that entered at or before `entered_by`.
+        The first question about some versions loads those versions' runs for every user of
+        the batch, in one query."""
+        self.load_users([profile_id])
+        missing = [v for v in version_ids if (profile_id, v) not in self.entries]
+        if missing:
+            self._load_entries(missing)
+        latest: dict[int, RunRow] = {}
+        for version in version_ids:
+            before = [(at, run_id) for at, run_id in self.entries[(profile_id, version)] if at <= entered_by]
+            if before:
+                latest[version] = self.runs[max(before)[1]]
+        return latest
+
+    def _load_entries(self, versions: Sequence[int]) -> None:
+        wanted = {(p, v) for p in self.users_loaded for v in versions if (p, v) not in self.entries}
+        for key in wanted:
+            self.entries[key] = []
+        users = sorted({p for p, _ in wanted})
+        for part in chunks(users):
+            self._adopt(self.conn.execute(select(journey_runs).where(and_(
+                journey_runs.c.profile_id.in_(part), journey_runs.c.version_id.in_(sorted(set(versions)))))))
+        for run in self.runs.values():  # those just read, and those started in this unit
+            key = (run.profile_id, run.version_id)
+            if key in wanted:
+                self.entries[key].append((run.entered_at, run.id))
+
+    def converted(self, run: RunRow) -> set[str]:
+        """Goals already credited to the run; the first question loads them for every run here."""
+        if run.converted is None:
+            found: dict[int, set[str]] = {r.id: set() for r in self.runs.values() if r.converted is None}
+            for part in chunks(sorted(found)):
+                for row in self.conn.execute(select(conversions.c.run_id, conversions.c.goal)
+                                             .where(conversions.c.run_id.in_(part))):
+                    found[row.run_id].add(row.goal)
+            for run_id, goals in found.items():
+                self.runs[run_id].converted = goals
+            return found[run.id]
+        return run.converted
+
+    def sent_count(self, profile_id: int, channel: str | None, since: datetime) -> int:
+        """Messages queued or sent to this user since `since`, those of this batch included.
+        The first question loads the recent messages of every user of the batch at once."""
+        self.load_users([profile_id])
+        if self.sent_since is None or since < self.sent_since:
+            self._load_sent(since)
+        channels = [channel] if channel else sorted(MESSAGE_CHANNELS)
+        return sum(1 for s in self.sent[profile_id]
+                   if s.channel in channels and s.send_at >= since and s.status in COUNTED_STATUSES)
+
+    def _load_sent(self, since: datetime) -> None:
+        buffered = {key: [s for s in sent if s.buffered] for key, sent in self.sent.items()}
+        self.sent = defaultdict(list, buffered)
+        for part in chunks(sorted(self.users_loaded)):
+            for row in self.conn.execute(select(outbox.c.profile_id, outbox.c.channel, outbox.c.send_at,
+                                                outbox.c.status).where(and_(
+                    outbox.c.profile_id.in_(part), outbox.c.channel.in_(sorted(MESSAGE_CHANNELS)),
+                    outbox.c.send_at >= since, outbox.c.status.in_(COUNTED_STATUSES)))):
+                self.sent[row.profile_id].append(_Sent(row.channel, row.send_at, row.status, buffered=False))
+        self.sent_since = since
+
+    def history_count(self, profile_id: int, event: str, where: EventPredicate | None,
+                      since: datetime | None) -> int:
+        """`count of ...` over the user's stored events (this batch's included, as they are
+        stored before they are applied). The first question about an event name loads that
+        name's events for every user of the batch at once."""
+        self.load_users([profile_id])
+        loaded = self.history.setdefault(event, {})
+        if profile_id not in loaded:
+            wanted = sorted(self.users_loaded - loaded.keys())
+            for p in wanted:
+                loaded[p] = []
+            for part in chunks(wanted):
+                for row in self.conn.execute(select(events.c.profile_id, events.c.occurred_at, events.c.properties)
+                                             .where(and_(events.c.profile_id.in_(part), events.c.name == event))):
+                    loaded[row.profile_id].append((row.occurred_at, row.properties or {}))
+        return sum(1 for at, props in loaded[profile_id]
+                   if (since is None or at >= since) and (where is None or where(props)))
+
+    # ------------------------------------------------------------------ writing
+
+    def start_run(self, profile_id: int, journey_id: int, version_id: int, trigger: Any) -> RunRow:
+        """A new run with its id allocated now (the id is the root of every idempotency key its
+        steps derive); the row itself is inserted at `flush`, in its final state."""
+        run = RunRow(self.run_ids.next(), profile_id, journey_id, version_id, None, "active", self.now, None,
+                     None, trigger.id if trigger is not None else None, {}, {}, 1, dirty=True, converted=set())
+        self.new_runs.append(run)
+        self.runs[run.id] = run
+        known = self.entries.get((profile_id, version_id))
+        if known is not None:  # otherwise `_load_entries` will find it in `runs`
+            known.append((run.entered_at, run.id))
+        self.live[(profile_id, journey_id)] = run.id
+        self.last_entered[(profile_id, journey_id)] = self.now
+        if trigger is not None:
+            self.trigger_props[trigger.id] = dict(trigger.properties or {})
+        return run
+
+    def ended(self, run: RunRow) -> None:
+        """Forget a run's live slot once it has completed or exited."""
+        if self.live.get((run.profile_id, run.journey_id)) == run.id:
+            del self.live[(run.profile_id, run.journey_id)]
+
+    def set_timer(self, run_id: int, timer: tuple[str, datetime] | None) -> None:
+        self.timers[run_id] = timer
+
+    def add_outbox(self, row: dict[str, Any]) -> None:
+        self.outbox_rows.append(row)
+        self.sent[row["profile_id"]].append(_Sent(row["channel"], row["send_at"], row["status"], buffered=True))
+
+    def add_conversion(self, run: RunRow, goal: str, occurred_at: datetime) -> None:
+        self.converted(run).add(goal)
+        self.conversion_rows.append({"run_id": run.id, "goal": goal, "occurred_at": occurred_at})
+
+    def claim_coupon(self, profile_id: int, run_id: int, pool: str) -> Mapping[str, Any] | None:
+        """A free code of `pool` for this user, marked issued now (inside this transaction)."""
+        if pool not in self.pool_ids:
+            self.pool_ids[pool] = self.conn.execute(select(coupon_pools.c.id)
+                                                    .where(coupon_pools.c.name == pool)).scalar_one_or_none()
+        pool_id = self.pool_ids[pool]
+        if pool_id is None:
+            return None
+        query = (select(coupon_codes.c.id, coupon_codes.c.code, coupon_codes.c.expires_at)
+                 .where(and_(coupon_codes.c.pool_id == pool_id, coupon_codes.c.profile_id.is_(None)))
+                 .order_by(coupon_codes.c.id).limit(1))
+        if self.conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # concurrent issuers take different codes
+        row = self.conn.execute(query).one_or_none()
+        if row is None:
+            return None
+        self._insert_new_runs([r for r in self.new_runs if r.id == run_id])  # the code row refers to it
+        self.conn.execute(update(coupon_codes).where(coupon_codes.c.id == row.id).values(
+            profile_id=profile_id, run_id=run_id, issued_at=self.now))
+        expires = row.expires_at.isoformat() if row.expires_at else None
+        return {"code": row.code, "expires_at": expires}
+
+    def flush(self) -> None:
+        """Write everything buffered, each kind of row with one multi-row statement. Updates of
+        existing runs go before new runs: a run that ended in this unit is still live in the
+        table, and the one-live-run index would refuse its successor."""
+        self._flush_profiles()
+        self._flush_runs()
+        self._insert_new_runs(self.new_runs)
+        self._flush_timers()
+        if self.outbox_rows:
+            insert_ = postgresql.insert(outbox) if self.conn.dialect.name == "postgresql" else sqlite.insert(outbox)
+            self.conn.execute(insert_.on_conflict_do_nothing(index_elements=["idempotency_key"]), self.outbox_rows)
+            self.outbox_rows = []
+            for sent in self.sent.values():
+                for s in sent:
+                    s.buffered = False
+        if self.conversion_rows:
+            self.conn.execute(insert(conversions), self.conversion_rows)
+            self.conversion_rows = []
+        counters.increment(self.conn, self.counters)
+        self.counters = []
+
+    def _flush_profiles(self) -> None:
+        changed = [p for p in self.profiles.values() if p.changed]
+        if not changed:
+            return
+        params = []
+        for p in changed:
+            zone = p.user.get("timezone")
+            params.append({"b_id": p.id, "b_traits": {k: v for k, v in p.user.items() if k != "tags"},
+                           "b_tags": list(p.user.get("tags") or []), "b_zone": zone if isinstance(zone, str) else None})
+            p.changed = False
+        self.conn.execute(update(profiles).where(profiles.c.id == bindparam("b_id")).values(
+            traits=bindparam("b_traits"), tags=bindparam("b_tags"), timezone=bindparam("b_zone"),
+            updated_at=self.now, row_version=profiles.c.row_version + 1), params)
+
+    def _insert_new_runs(self, runs: Sequence[RunRow]) -> None:
+        if not runs:
+            return
+        self.conn.execute(insert(journey_runs), [
+            {"id": r.id, "profile_id": r.profile_id, "journey_id": r.journey_id, "version_id": r.version_id,
+             "step_id": r.step_id, "state": r.state, "entered_at": r.entered_at, "updated_at": self.now,
+             "wake_at": r.wake_at, "waiting_since": r.waiting_since, "trigger_event_id": r.trigger_event_id,
+             "results": r.results, "split_arms": r.split_arms, "row_version": r.row_version} for r in runs])
+        for r in runs:
+            r.dirty = False
+        written = {r.id for r in runs}
+        self.new_runs = [r for r in self.new_runs if r.id not in written]
+
+    def _flush_runs(self) -> None:
+        new = {r.id for r in self.new_runs}
+        dirty = [r for r in self.runs.values() if r.dirty and r.id not in new]
+        if not dirty:
+            return
+        params = [{"b_id": r.id, "b_version": r.row_version, "b_state": r.state, "b_step": r.step_id,
+                   "b_wake": r.wake_at, "b_since": r.waiting_since, "b_results": r.results, "b_arms": r.split_arms}
+                  for r in dirty]
+        done = self.conn.execute(update(journey_runs).where(and_(
+            journey_runs.c.id == bindparam("b_id"), journey_runs.c.row_version == bindparam("b_version"))).values(
+            state=bindparam("b_state"), step_id=bindparam("b_step"), wake_at=bindparam("b_wake"),
+            waiting_since=bindparam("b_since"), results=bindparam("b_results"), split_arms=bindparam("b_arms"),
+            updated_at=self.now, row_version=journey_runs.c.row_version + 1), params)
+        if self.conn.dialect.supports_sane_multi_rowcount and done.rowcount != len(params):
+            raise ConcurrentUpdate(f"{len(params) - done.rowcount} of {len(params)} runs changed under this batch")
+        for r in dirty:
+            r.row_version += 1
+            r.dirty = False
+
+    def _flush_timers(self) -> None:
+        if not self.timers:
+            return
+        changed = sorted(self.timers)
+        for part in chunks(changed):
+            self.conn.execute(delete(timers).where(timers.c.run_id.in_(part)))
+        rows = [{"run_id": run_id, "due_at": due_at, "kind": TIMER_KIND, "step_id": step}
+                for run_id, timer in sorted(self.timers.items()) if timer is not None
+                for step, due_at in [timer]]
+        if rows:
+            self.conn.execute(insert(timers), rows)
+        self.timers = {}
+
+
+class UnitHistory:
+    """The `History` port for one user, answered by the unit of work."""
+
+    def __init__(self, unit: UnitOfWork, profile_id: int) -> None:
+        self.unit, self.profile_id = unit, profile_id
+
+    def count(self, event: str, where: EventPredicate | None, since: datetime | None) -> int:
+        return self.unit.history_count(self.profile_id, event, where, since)
+
+
+class UnitPorts:
+    """The machine's `Ports` for one run, answered by the unit of work."""
+
+    def __init__(self, unit: UnitOfWork, profile_id: int, run_id: int) -> None:
+        self.unit, self.profile_id, self.run_id = unit, profile_id, run_id
+
+    def sent_count(self, channel: str | None, since: datetime) -> int:
+        return self.unit.sent_count(self.profile_id, channel, since)
+
+    def claim_coupon(self, pool: str, key: str) -> Mapping[str, Any] | None:
+        return self.unit.claim_coupon(self.profile_id, self.run_id, pool)
+
+
+__all__ = ["ConcurrentUpdate", "Profile", "RunRow", "TraceRecord", "UnitHistory", "UnitOfWork", "UnitPorts", "chunks"]
