@@ -1,14 +1,16 @@
 """End-to-end engine throughput: events in, runs moved, outbox rows committed.
 
-    python benchmarks/engine.py                       # default: 10,000 profiles, 100,000 events, SQLite and PostgreSQL
-    python benchmarks/engine.py --profiles 100000 --events 1000000   # the issue's full size (slow today)
-    python benchmarks/engine.py --smoke               # CI: a few hundred events on SQLite, so this cannot rot
+    python benchmarks/engine.py            # 10,000 profiles, 100,000 events, 10,000 extra due timers, both backends
+    python benchmarks/engine.py --profiles 100000 --events 1000000 --timers 1000000   # the issue's full size
+    python benchmarks/engine.py --smoke    # CI: a few hundred events on SQLite, so this cannot rot
 
 All example journeys are live. Events are a realistic mix (identify, views, carts, purchases,
-redemptions). Printed per backend: accept rate, apply rate (event in -> state changed -> outbox
-committed), per-event apply latency p50/p99 (batch time / batch size), timers fired per second,
-and the storage floor: the same reads and writes done by a bare SQLAlchemy loop in the same
-run, so the engine's overhead shows as a ratio. Peak memory is the process's maximum RSS.
+redemptions). Printed per backend: end-to-end rate (event in -> stored -> state changed ->
+outbox committed), accept and apply rates apart, per-event apply latency p50/p99 (batch time /
+batch size), timers fired per second (every waiting run of the workload plus `--timers` extra
+users waiting, all due at once), and the storage floor: the same batched reads and writes done
+by bare SQLAlchemy in the same run, so the engine's overhead shows as a ratio. Peak memory is
+the process's maximum RSS.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from storage.tables import (  # noqa: E402
     journeys,
     outbox,
     profiles,
+    timers,
 )
 
 START = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
@@ -99,7 +102,42 @@ def fresh(url: str) -> Engine:
     return db
 
 
-def run_engine(url: str, messages: list[Message], progress: Progress) -> dict[str, float]:
+TIMER_JOURNEY = 'journey "Timer bench"\n  trigger api\n\n  @w wait 1d\n  @done send push "ping"\n'
+
+
+def add_waiting_runs(db: Engine, version_id: int, count: int, progress: Progress) -> None:
+    """`count` users waiting at the timer bench's wait, each with a due timer: set up by bare
+    SQL (not measured), so that the timer phase starts with this many due at once."""
+    task = progress.add_task(f"setting up {count:,} waiting runs", total=count)
+    with db.connect() as conn:
+        top_profile = conn.execute(select(func.coalesce(func.max(profiles.c.id), 0))).scalar_one()
+        top_run = conn.execute(select(func.coalesce(func.max(journey_runs.c.id), 0))).scalar_one()
+        journey_id = conn.execute(select(journey_versions.c.journey_id)
+                                  .where(journey_versions.c.id == version_id)).scalar_one()
+    due = START + timedelta(days=1)
+    step = 20_000
+    for start in range(0, count, step):
+        n = min(step, count - start)
+        with db.begin() as conn:
+            pids = range(top_profile + start + 1, top_profile + start + n + 1)
+            rids = range(top_run + start + 1, top_run + start + n + 1)
+            conn.execute(insert(profiles), [{"id": p, "traits": {}, "tags": [], "first_identity": f"user_id:t{p}",
+                                             "created_at": START, "updated_at": START} for p in pids])
+            conn.execute(insert(journey_runs), [{
+                "id": r, "profile_id": p, "journey_id": journey_id, "version_id": version_id, "step_id": "w",
+                "state": "waiting", "entered_at": START, "updated_at": START, "wake_at": due, "waiting_since": START}
+                for p, r in zip(pids, rids, strict=True)])
+            conn.execute(insert(timers), [{"run_id": r, "due_at": due, "kind": "step", "step_id": "w"} for r in rids])
+        progress.advance(task, n)
+    if db.dialect.name == "postgresql":  # ids were given explicitly: move the sequences past them
+        with db.begin() as conn:
+            for table in ("profiles", "journey_runs"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT max(id) FROM {table}))"))
+    progress.remove_task(task)
+
+
+def run_engine(url: str, messages: list[Message], extra_timers: int, progress: Progress) -> dict[str, float]:
     db = fresh(url)
     clock = VirtualClock(START)
     runtime = Runtime(db, clock)
@@ -120,18 +158,24 @@ def run_engine(url: str, messages: list[Message], progress: Progress) -> dict[st
         apply_time += done - accepted
         latencies.append((done - accepted) / len(chunk))
         progress.advance(task, len(chunk))
+    with db.connect() as conn:
+        runs = conn.execute(text("SELECT count(*) FROM journey_runs")).scalar_one()
     # Every waiting run's timer, fired at once: the clock jumps past them all.
+    if extra_timers:
+        add_waiting_runs(db, runtime.publish(TIMER_JOURNEY, slug="timer-bench"), extra_timers, progress)
     clock.move_to(clock.now() + timedelta(days=400))
     with db.connect() as conn:
         due = conn.execute(text("SELECT count(*) FROM timers")).scalar_one()
+    task = progress.add_task(f"timers on {db.dialect.name}", total=due)
     began = time.perf_counter()
     fired = 0
-    while (n := runtime.fire_due_timers(BATCH)) and fired < due:
+    while fired < due and (n := runtime.fire_due_timers(BATCH)):
         fired += n
+        progress.advance(task, n)
     timer_time = time.perf_counter() - began
     with db.connect() as conn:
-        outbox_rows = conn.execute(text("SELECT count(*) FROM outbox")).scalar_one()
-        runs = conn.execute(text("SELECT count(*) FROM journey_runs")).scalar_one()
+        outbox_rows = conn.execute(text("SELECT count(*) FROM outbox WHERE journey_id IN "
+                                        "(SELECT id FROM journeys WHERE slug != 'timer-bench')")).scalar_one()
     db.dispose()
     return {"events": len(messages), "end_to_end_per_s": len(messages) / (accept_time + apply_time),
             "accept_per_s": len(messages) / accept_time,
@@ -205,11 +249,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--timers", type=int, default=10_000,
+                        help="extra users waiting with a due timer when the timer phase starts")
     parser.add_argument("--smoke", action="store_true", help="a few hundred events on SQLite (CI)")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     if args.smoke:
-        args.profiles, args.events, args.no_postgres = 100, 600, True
+        args.profiles, args.events, args.timers, args.no_postgres = 100, 600, 500, True
 
     console = Console(width=130)
     messages = generate(args.profiles, args.events)
@@ -220,7 +266,7 @@ def main() -> None:
         results = []
         with Progress(console=console, transient=True) as progress:
             for label, url, floor_url in urls:
-                engine_figures = run_engine(url, messages, progress)
+                engine_figures = run_engine(url, messages, args.timers, progress)
                 runs_share = engine_figures["runs"] / engine_figures["events"]
                 floor = run_floor(floor_url, messages, runs_share, progress)
                 results.append((label, engine_figures, floor))
