@@ -18,15 +18,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from dsl import compile_source
 from dsl import model as dm
+from dsl.cron import CronSpec, next_fire, parse_cron
 from storage import writer
-from storage.tables import events, journey_runs, journey_versions, journeys, profiles, timers
+from storage.tables import events, journey_runs, journey_versions, journeys, profiles, schedule_ticks, timers
 
 from . import identity, intake
 from .clock import Clock
@@ -56,8 +58,10 @@ from .machine import (
 from .matcher import CompiledMatcher, Decisions, Matcher
 from .messages import Message
 from .scope import Scope
+from .timing import zone
 from .unit_of_work import Profile, RunRow, TraceRecord, UnitHistory, UnitOfWork, UnitPorts, chunks
 
+SCHEDULE_CATCH_UP = timedelta(days=1)  # how late a missed schedule tick may still fire
 JOURNEY_LEVEL = "__journey__"  # the step id under which journey-wide counters are kept
 
 
@@ -361,28 +365,102 @@ class Runtime:
                           if isinstance(t, dm.ScheduleTrigger)]
         return found
 
-    def run_schedule(self, version_id: int, batch: int = 500) -> int:
-        """Enter everyone whose profile matches the audience into a scheduled journey; how many."""
+    def next_schedule_due(self) -> datetime | None:
+        """When the next schedule tick of a live journey is due (an unfinished one counts as due)."""
+        with self.db.connect() as conn:
+            upcoming = [self._next_tick(conn, version_id, cron) for version_id, cron in self.schedule_triggers()]
+        return min((t for t in upcoming if t is not None), default=None)
+
+    def run_due_schedules(self, batch: int = 500) -> int:
+        """Run every schedule tick that is due, resuming any a crash cut short; entries made.
+
+        A tick missed while nothing ran (the server was down) fires once, late; of several
+        missed ticks of one trigger only the most recent fires, within a day of it: a daily
+        journey must not send a week of birthdays at once when the server comes back.
+        """
         entered = 0
-        last_id = 0
+        now = self.clock.now()
+        for version_id, cron in self.schedule_triggers():
+            with self.db.connect() as conn:
+                due = self._due_tick(conn, version_id, cron, now)
+            if due is not None:
+                entered += self._run_tick(version_id, due, batch)
+        return entered
+
+    def run_schedule(self, version_id: int, batch: int = 500) -> int:
+        """Run a scheduled journey's pass now, as if a tick were due at this moment."""
+        return self._run_tick(version_id, self.clock.now(), batch)
+
+    def _cron(self, conn: Connection, version_id: int, cron: str) -> tuple[CronSpec, tzinfo]:
+        return parse_cron(cron), zone(self.program(conn, version_id).journey.timezone)
+
+    def _last_tick(self, conn: Connection, version_id: int) -> tuple[datetime, bool]:
+        """The due time of the trigger's latest tick and whether it is finished; the version's
+        publication (as a finished tick) when it has none."""
+        row = conn.execute(select(schedule_ticks.c.due_at, schedule_ticks.c.finished_at)
+                           .where(schedule_ticks.c.version_id == version_id)
+                           .order_by(schedule_ticks.c.due_at.desc()).limit(1)).first()
+        if row is not None:
+            return row.due_at, row.finished_at is not None
+        published = conn.execute(select(func.coalesce(journey_versions.c.published_at, journey_versions.c.created_at))
+                                 .where(journey_versions.c.id == version_id)).scalar_one()
+        return published, True
+
+    def _next_tick(self, conn: Connection, version_id: int, cron: str) -> datetime | None:
+        last, finished = self._last_tick(conn, version_id)
+        if not finished:
+            return last
+        spec, where = self._cron(conn, version_id, cron)
+        fire = next_fire(spec, last.astimezone(where))
+        return fire.astimezone(UTC) if fire is not None else None
+
+    def _due_tick(self, conn: Connection, version_id: int, cron: str, now: datetime) -> datetime | None:
+        last, finished = self._last_tick(conn, version_id)
+        if not finished:
+            return last  # cut short: resume it
+        spec, where = self._cron(conn, version_id, cron)
+        due = None
+        moment = max(last, now - SCHEDULE_CATCH_UP)
+        while (fire := next_fire(spec, moment.astimezone(where))) is not None and fire <= now:
+            due = moment = fire.astimezone(UTC)
+        return due
+
+    def _run_tick(self, version_id: int, due_at: datetime, batch: int) -> int:
+        """One pass over every profile for the tick, a batch per transaction; the tick's cursor
+        moves with each batch's entries, so the pass resumes after a crash and never repeats."""
+        insert_ = postgresql.insert if self.db.dialect.name == "postgresql" else sqlite.insert
+        with self.writer.begin() as conn:
+            conn.execute(insert_(schedule_ticks).values(version_id=version_id, due_at=due_at,
+                                                        started_at=self.clock.now()).on_conflict_do_nothing())
+        entered = 0
         while True:
             with self.writer.begin() as conn:
+                query = select(schedule_ticks).where(and_(schedule_ticks.c.version_id == version_id,
+                                                          schedule_ticks.c.due_at == due_at))
+                if conn.dialect.name == "postgresql":
+                    query = query.with_for_update()  # two processes never run one batch twice
+                tick = conn.execute(query).one()
+                if tick.finished_at is not None:
+                    return entered
                 unit = UnitOfWork(conn, self.clock.now())
                 ids = conn.execute(select(profiles.c.id).where(and_(
-                    profiles.c.merged_into.is_(None), profiles.c.id > last_id)).order_by(profiles.c.id).limit(batch)
+                    profiles.c.merged_into.is_(None), profiles.c.id > tick.cursor)).order_by(profiles.c.id).limit(batch)
                 ).scalars().all()
                 unit.load_users(ids)
+                here = 0
                 for profile_id in ids:
                     profile = unit.profile(profile_id)
                     scope = Scope(dict(profile.user), unit.now, history=UnitHistory(unit, profile_id))
                     if self.matcher.audience_holds(str(version_id), scope) and self._enter(
                             unit, profile, version_id, None):
-                        entered += 1
+                        here += 1
                 unit.flush()
+                conn.execute(update(schedule_ticks).where(and_(
+                    schedule_ticks.c.version_id == version_id, schedule_ticks.c.due_at == due_at)).values(
+                    cursor=ids[-1] if ids else tick.cursor, entered=schedule_ticks.c.entered + here,
+                    finished_at=unit.now if len(ids) < batch else None))
+            entered += here
             self._publish_traces(unit)
-            if len(ids) < batch:
-                return entered
-            last_id = ids[-1]
 
 
 def _metric(trace: Trace) -> tuple[str, str] | None:

@@ -18,11 +18,9 @@ from sqlalchemy import Engine, insert, select
 
 from actions.templates import TemplateFailed, render
 from dsl import graph as g
-from dsl.cron import next_fire, parse_cron
 from engine.clock import VirtualClock
 from engine.messages import Message, MessageInvalid, parse_message
 from engine.runtime import Runtime, TraceRecord
-from engine.timing import zone
 from storage import connect, migrate
 from storage.tables import coupon_codes, coupon_pools, events, identities, journey_runs, journeys, outbox, profiles
 
@@ -90,7 +88,6 @@ class Simulation:
             self.runtime.publish(source)
         self._stock_coupon_pools()
         self.seen_outbox = 0
-        self.schedules: dict[tuple[int, str], datetime | None] = {}
 
     def _stock_coupon_pools(self) -> None:
         """Give every pool the journeys use placeholder codes, so coupon steps can be seen."""
@@ -158,28 +155,12 @@ class Simulation:
             line["reason"] = row.last_error
         return line
 
-    def _next_schedule(self, after: datetime) -> tuple[datetime, int] | None:
-        upcoming = []
-        for version_id, cron in self.runtime.schedule_triggers():
-            key = (version_id, cron)
-            if key not in self.schedules:
-                where = zone(self.runtime.programs[version_id].journey.timezone)
-                fire = next_fire(parse_cron(cron), after.astimezone(where))
-                self.schedules[key] = fire
-            when = self.schedules[key]
-            if when is not None:
-                upcoming.append((when, version_id, cron))
-        if not upcoming:
-            return None
-        when, version_id, _ = min(upcoming)
-        return when, version_id
-
     def advance_to(self, moment: datetime) -> None:
         """Fire timers and schedule ticks due up to `moment`, in time order."""
         while True:
             timer = self.runtime.next_timer_due()
-            tick = self._next_schedule(self.clock.now())
-            candidates = [t for t in (timer, tick[0] if tick else None) if t is not None and t <= moment]
+            tick = self.runtime.next_schedule_due()
+            candidates = [t for t in (timer, tick) if t is not None and t <= moment]
             if not candidates:
                 break
             when = min(candidates)
@@ -187,12 +168,7 @@ class Simulation:
             if timer is not None and timer == when:
                 self.runtime.fire_due_timers()
             else:
-                assert tick is not None
-                version_id = tick[1]
-                self.runtime.run_schedule(version_id)
-                for key in [k for k in self.schedules if k[0] == version_id]:
-                    self.schedules.pop(key)
-                self._next_schedule(when)
+                self.runtime.run_due_schedules()
             self._collect_actions()
         self.clock.move_to(moment)
 

@@ -234,6 +234,20 @@ step_counters = Table(
     Column("count", BigInteger, nullable=False),
 )
 
+schedule_ticks = Table(
+    "schedule_ticks",
+    metadata,
+    # One pass of a scheduled journey over every profile, at one cron tick. The cursor moves in
+    # the same transaction as each batch's entries, so a pass cut short by a crash resumes
+    # where it stopped, and a tick is never run twice.
+    Column("version_id", Integer, ForeignKey("journey_versions.id"), primary_key=True),
+    Column("due_at", UTCDateTime, primary_key=True),
+    Column("cursor", BigInteger, nullable=False, server_default=text("0")),  # the last profile id passed
+    Column("entered", BigInteger, nullable=False, server_default=text("0")),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+)
+
 conversions = Table(
     "conversions",
     metadata,

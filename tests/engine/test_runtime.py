@@ -22,6 +22,7 @@ from storage.tables import (
     journeys,
     outbox,
     profiles,
+    schedule_ticks,
     step_counters,
     timers,
 )
@@ -287,3 +288,49 @@ def test_a_schedule_enters_everyone_in_the_audience(db: Engine, clock: VirtualCl
     assert runtime.schedule_triggers() == [(version, "30 9 * * *")]
     assert runtime.run_schedule(version, batch=5) == 3  # u3, u7, u11, across three batches
     assert len(rows(db, outbox)) == 3
+
+
+BIRTHDAY = ('journey "Birthday"\n  trigger schedule "30 9 * * *"\n  timezone "Asia/Shanghai"\n'
+            '  audience user.days_until_birthday == 3\n  entry always\n\n  @gift send sms "happy birthday"\n')
+
+
+def birthday_users(runtime: Runtime, count: int) -> None:
+    runtime.accept([parse_message({"type": "identify", "userId": f"u{i}", "messageId": f"i{i}",
+                                   "traits": {"days_until_birthday": i % 4}}, T0) for i in range(count)])
+    runtime.process_events()
+
+
+def test_a_missed_schedule_tick_fires_once_late_and_older_ones_are_skipped(db: Engine, clock: VirtualClock) -> None:
+    runtime = Runtime(db, clock)
+    runtime.publish(BIRTHDAY)  # at noon in Shanghai: today's 09:30 has passed
+    birthday_users(runtime, 8)
+    assert runtime.next_schedule_due() == datetime(2026, 6, 2, 1, 30, tzinfo=UTC)  # 09:30 tomorrow, Shanghai
+    clock.move_to(T0 + timedelta(days=3))  # the server was down for three days
+    assert runtime.run_due_schedules() == 2  # u3 and u7, once, for the latest missed tick
+    assert runtime.run_due_schedules() == 0
+    with db.connect() as conn:
+        ticks = list(conn.execute(select(schedule_ticks)))
+    assert [(t.due_at, t.entered) for t in ticks] == [(datetime(2026, 6, 4, 1, 30, tzinfo=UTC), 2)]
+    assert runtime.next_schedule_due() == datetime(2026, 6, 5, 1, 30, tzinfo=UTC)
+
+
+def test_a_schedule_pass_cut_short_resumes_where_it_stopped(db: Engine, clock: VirtualClock) -> None:
+    class Crash(Exception):
+        pass
+
+    def crash_after_first_batch(record: TraceRecord) -> None:
+        raise Crash  # the traces of a batch are published after its transaction commits
+
+    runtime = Runtime(db, clock, observer=crash_after_first_batch)
+    runtime.publish(BIRTHDAY)
+    birthday_users(runtime, 40)  # ten in the audience
+    clock.move_to(datetime(2026, 6, 2, 1, 31, tzinfo=UTC))
+    with pytest.raises(Crash):
+        runtime.run_due_schedules(batch=8)
+    first = len(rows(db, outbox))
+    assert 0 < first < 10
+    restarted = Runtime(db, clock)
+    assert restarted.run_due_schedules(batch=8) == 10 - first
+    assert restarted.run_due_schedules(batch=8) == 0
+    sent_to = [r.profile_id for r in rows(db, outbox)]
+    assert len(sent_to) == len(set(sent_to)) == 10  # everyone once, though entry is `always`

@@ -244,10 +244,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("run_id", "goal", name=op.f("uq_conversions_run_id_goal")),
         sa.ForeignKeyConstraint(["run_id"], ["journey_runs.id"], name=op.f("fk_conversions_run_id_journey_runs")),
     )
+    op.create_table(
+        "schedule_ticks",
+        sa.Column("version_id", sa.Integer(), nullable=False),
+        sa.Column("due_at", TIMESTAMP, nullable=False),
+        sa.Column("cursor", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
+        sa.Column("entered", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
+        sa.Column("started_at", TIMESTAMP, nullable=False),
+        sa.Column("finished_at", TIMESTAMP, nullable=True),
+        sa.PrimaryKeyConstraint("version_id", "due_at", name=op.f("pk_schedule_ticks")),
+        sa.ForeignKeyConstraint(["version_id"], ["journey_versions.id"],
+                                name=op.f("fk_schedule_ticks_version_id_journey_versions")),
+    )
 
 
 def downgrade() -> None:
-    for table in ("conversions", "step_counters", "coupon_codes", "coupon_pools", "outbox", "timers"):
+    for table in ("schedule_ticks", "conversions", "step_counters", "coupon_codes", "coupon_pools", "outbox", "timers"):
         op.drop_table(table)
     op.drop_table("journey_runs")  # its indexes go with it
     with op.batch_alter_table("journeys") as batch:
