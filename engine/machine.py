@@ -25,6 +25,9 @@ from .timing import next_local_time, quiet_hours_end, zone
 RunState: TypeAlias = Literal["active", "waiting", "completed", "exited"]
 LIVE_STATES: frozenset[str] = frozenset({"active", "waiting"})
 MESSAGE_CHANNELS = frozenset({"sms", "push"})  # what frequency caps and quiet hours apply to
+# How long a `call webhook ... as name` step waits for the reply; the dispatcher's retries fit
+# in it. After it, the result is {"status": "timeout"} and the run goes on.
+WEBHOOK_REPLY_TIMEOUT = timedelta(hours=24)
 
 
 # --------------------------------------------------------------------------- state
@@ -60,9 +63,11 @@ class Start:
 
 @dataclass(frozen=True)
 class TimerDue:
-    """The timer of the step the run waits at is due: a wait ends, or a `wait for` times out."""
+    """The timer of the step the run waits at is due: a wait ends, a `wait for` times out, or a
+    webhook's reply arrived (the dispatcher wakes the run early with the reply as `payload`)."""
 
     step: str
+    payload: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -284,10 +289,13 @@ class _Walk:
                 self.coupon(node.id, pool, result)
             case g.WebhookNode(url=url, result=result):
                 body = self.program.values[node.id](self.scope) if node.id in self.program.values else None
-                payload = {"url": url, "body": body}
+                payload = {"url": url, "body": body, "await_reply": bool(result)}
                 self.emit(Outbound(self.key(node.id), node.id, "webhook", payload, self.now, "pending"))
                 if result:
-                    self.set_result(result, {"status": "queued", "key": self.key(node.id)})
+                    # Later steps read the reply: wait here until the dispatcher hands it over
+                    # (it wakes this step's timer early), or give up at the deadline.
+                    self.wait(node.id, self.now + WEBHOOK_REPLY_TIMEOUT)
+                    return None
             case g.UpdateNode(field=path, op=op):
                 value = self.program.values[node.id](self.scope)
                 self.emit(ProfileUpdate(path, op, value))
@@ -380,13 +388,17 @@ def advance(program: Program, run: Run, given: Input, scope: Scope, ports: Ports
         case Start():
             walk.emit(Trace("entered", None, program.journey.start))
             walk.goto(program.journey.start)
-        case TimerDue(step=step):
+        case TimerDue(step=step, payload=reply):
             node = program.journey.nodes.get(step)
             if not run.live or run.step != step or node is None:
                 walk.emit(Trace("ignored", step, "timer for a step the run is not waiting at"))
             elif isinstance(node, g.WaitForEventNode):
                 walk.emit(Trace("moved", step, "timeout"))
                 walk.goto(node.on_timeout)
+            elif isinstance(node, g.WebhookNode) and node.result:
+                walk.set_result(node.result, dict(reply) if reply else {"status": "timeout"})
+                walk.emit(Trace("moved", step, "reply" if reply else "no reply in time"))
+                walk.goto(node.next)
             else:
                 walk.goto(getattr(node, "next", g.END))
         case EventArrived(step=step, occurred_at=occurred_at):

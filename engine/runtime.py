@@ -279,7 +279,7 @@ class Runtime:
         """Fire up to `limit` due timers of live journeys, earliest first; how many."""
         with self.writer.begin() as conn:
             unit = UnitOfWork(conn, self.clock.now())
-            query = (select(timers.c.id, timers.c.run_id, timers.c.step_id)
+            query = (select(timers.c.id, timers.c.run_id, timers.c.step_id, timers.c.payload)
                      .select_from(timers.join(journey_runs).join(journeys, journeys.c.id == journey_runs.c.journey_id))
                      .where(and_(timers.c.due_at <= unit.now, journeys.c.status == "live"))
                      .order_by(timers.c.due_at, timers.c.id).limit(limit))
@@ -292,7 +292,7 @@ class Runtime:
             for timer in due:
                 unit.set_timer(timer.run_id, None)
                 run = unit.runs[timer.run_id]
-                self._advance(unit, run, unit.profile(run.profile_id), TimerDue(timer.step_id))
+                self._advance(unit, run, unit.profile(run.profile_id), TimerDue(timer.step_id, timer.payload or None))
             unit.flush()
         self._publish_traces(unit)
         return len(due)

@@ -21,12 +21,14 @@ from dsl import graph as g
 from engine.clock import VirtualClock
 from engine.messages import Message, MessageInvalid, parse_message
 from engine.runtime import Runtime, TraceRecord
-from storage import connect, migrate
+from storage import connect, migrate, writer
+from storage.replies import deliver_reply
 from storage.tables import coupon_codes, coupon_pools, events, identities, journey_runs, journeys, outbox, profiles
 
 SIMULATED_CODES_PER_POOL = 1000
 DEFAULT_HORIZON = timedelta(days=366)  # with no --until: run the timers out, but not forever
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # where the clock starts when there are no events
+SIMULATED_REPLY = {"status": 200, "body": None, "simulated": True}  # what every webhook answers in a simulation
 IDENTITY_ORDER = ("user_id", "anonymous_id", "phone", "email", "wechat_openid", "crm_id")
 
 
@@ -128,6 +130,11 @@ class Simulation:
             self.seen_outbox = row.id
             user = {**(row.traits or {}), "tags": list(row.tags or [])}
             self.output.add(row.send_at, self._action_line(row, user, row.trigger_properties))
+        awaiting = [r for r in rows if r.channel == "webhook" and r.payload.get("await_reply")]
+        if awaiting:  # nothing is called here: the webhook answers at once, the same way every time
+            with writer(self.db).begin() as conn:
+                for row in awaiting:
+                    deliver_reply(conn, row.run_id, row.step_id, SIMULATED_REPLY, self.clock.now())
 
     def _action_line(self, row: Any, user: dict[str, Any], trigger: Any) -> dict[str, Any]:
         line: dict[str, Any] = {"at": row.send_at.isoformat(), "user_id": self._user_id(row.profile_id),

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from dsl import compile_source
 from dsl.model import Entry
 from engine.machine import (
+    WEBHOOK_REPLY_TIMEOUT,
     CancelTimers,
     Conversion,
     EventArrived,
@@ -193,7 +194,21 @@ def test_coupons_name_their_result_and_a_dry_pool_is_recorded() -> None:
 def test_webhook_body_is_evaluated_with_the_scope() -> None:
     prog = program('  @hook call webhook "https://crm.example.com/points" with {"id": user.id, "pts": 10 * 2}\n')
     _, effects = start(prog, {"id": "u-9"})
-    assert outbound(effects)[0].payload == {"url": "https://crm.example.com/points", "body": {"id": "u-9", "pts": 20}}
+    assert outbound(effects)[0].payload == {"url": "https://crm.example.com/points", "body": {"id": "u-9", "pts": 20},
+                                            "await_reply": False}
+
+
+def test_a_webhook_named_result_waits_for_the_reply_or_times_out() -> None:
+    prog = program('  @crm call webhook "https://crm.example.com/v1" as crm\n  @m send sms "{{ crm.status }}"\n')
+    run, effects = start(prog)
+    assert (run.state, run.step) == ("waiting", "crm")
+    assert outbound(effects)[0].payload["await_reply"] is True
+    assert ScheduleTimer("crm", T0 + WEBHOOK_REPLY_TIMEOUT) in effects
+    replied, effects = step(prog, run, TimerDue("crm", {"status": 201, "body": {"id": 7}}), T0 + timedelta(seconds=2))
+    assert replied.results == {"crm": {"status": 201, "body": {"id": 7}}}
+    assert [o.step for o in outbound(effects)] == ["m"]
+    timed_out, _ = step(prog, run, TimerDue("crm"), T0 + WEBHOOK_REPLY_TIMEOUT)
+    assert timed_out.results == {"crm": {"status": "timeout"}}
 
 
 def test_exits_end_the_run_wherever_it_is() -> None:

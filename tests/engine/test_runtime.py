@@ -12,6 +12,8 @@ from sqlalchemy import Engine, func, insert, select
 from engine.clock import VirtualClock
 from engine.messages import parse_message
 from engine.runtime import Runtime, TraceRecord
+from storage import writer
+from storage.replies import deliver_reply
 from storage.tables import (
     conversions,
     coupon_codes,
@@ -334,3 +336,23 @@ def test_a_schedule_pass_cut_short_resumes_where_it_stopped(db: Engine, clock: V
     assert restarted.run_due_schedules(batch=8) == 0
     sent_to = [r.profile_id for r in rows(db, outbox)]
     assert len(sent_to) == len(set(sent_to)) == 10  # everyone once, though entry is `always`
+
+
+def test_a_webhook_reply_wakes_the_run_that_waits_for_it(db: Engine, clock: VirtualClock) -> None:
+    runtime = Runtime(db, clock)
+    runtime.publish('journey "Points"\n  trigger event "signup"\n\n'
+                    '  @credit call webhook "https://points.example.com/v1/credits" as credit\n'
+                    '  @thanks send sms "You have {{ credit.body.balance }} points"\n')
+    runtime.accept([track("signup", "u1", T0, "m1")])
+    runtime.process_events()
+    (run,) = rows(db, journey_runs)
+    assert (run.state, run.step_id) == ("waiting", "credit")
+    clock.move_to(T0 + timedelta(seconds=3))
+    with writer(db).begin() as conn:
+        assert deliver_reply(conn, run.id, "credit", {"status": 200, "body": {"balance": 250}}, clock.now())
+    assert runtime.fire_due_timers() == 1
+    sms = rows(db, outbox, outbox.c.channel == "sms")
+    assert [r.payload["results"] for r in sms] == [{"credit": {"status": 200, "body": {"balance": 250}}}]
+    assert rows(db, journey_runs)[0].state == "completed"
+    with writer(db).begin() as conn:  # too late: nothing waits any more
+        assert not deliver_reply(conn, run.id, "credit", {"status": 200}, clock.now())
