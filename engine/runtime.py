@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from dsl import compile_source
 from dsl import model as dm
 from dsl.cron import CronSpec, next_fire, parse_cron
-from storage import writer
+from storage import coupons, writer
 from storage.tables import events, journey_runs, journey_versions, journeys, profiles, schedule_ticks, timers
 
 from . import identity, intake
@@ -61,6 +61,7 @@ from .scope import Scope
 from .timing import zone
 from .unit_of_work import Profile, RunRow, TraceRecord, UnitHistory, UnitOfWork, UnitPorts, chunks
 
+REDEMPTION_EVENT = "coupon_redeemed"  # {code, pool?}: marks the code used, in the batch's transaction
 SCHEDULE_CATCH_UP = timedelta(days=1)  # how late a missed schedule tick may still fire
 JOURNEY_LEVEL = "__journey__"  # the step id under which journey-wide counters are kept
 
@@ -202,6 +203,9 @@ class Runtime:
             decisions = Decisions(enter=after.enter - before.enter, exit=after.exit, goals=after.goals)
             trigger = None
         elif row.type == "track":
+            if row.name == REDEMPTION_EVENT and isinstance(props.get("code"), str):
+                pool = props.get("pool")
+                coupons.redeem(unit.conn, props["code"], row.occurred_at, pool if isinstance(pool, str) else None)
             decisions = self.matcher.on_event(row.name, Scope(dict(profile.user), unit.now, event=props,
                                                               history=history))
             trigger = row

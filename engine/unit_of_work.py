@@ -29,12 +29,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage import counters
+from storage import counters, coupons
 from storage.ids import IdBlock
 from storage.tables import (
     conversions,
-    coupon_codes,
-    coupon_pools,
     events,
     journey_runs,
     outbox,
@@ -138,7 +136,6 @@ class UnitOfWork:
     last_entered: dict[tuple[int, int], datetime] = field(default_factory=dict)  # (profile, journey) -> newest entry
     new_runs: list[RunRow] = field(default_factory=list)  # started in this unit: inserted at flush
     run_ids: IdBlock = field(init=False)
-    pool_ids: dict[str, int | None] = field(default_factory=dict)
     history: dict[str, dict[int, list[tuple[datetime, dict[str, Any]]]]] = field(default_factory=dict)
     entries: dict[tuple[int, int], list[tuple[datetime, int]]] = field(default_factory=dict)  # (user, version) -> runs
     sent_since: datetime | None = None  # outbox rows of loaded users from here on are in `sent`
@@ -356,27 +353,10 @@ class UnitOfWork:
         self.converted(run).add(goal)
         self.conversion_rows.append({"run_id": run.id, "goal": goal, "occurred_at": occurred_at})
 
-    def claim_coupon(self, profile_id: int, run_id: int, pool: str) -> Mapping[str, Any] | None:
-        """A free code of `pool` for this user, marked issued now (inside this transaction)."""
-        if pool not in self.pool_ids:
-            self.pool_ids[pool] = self.conn.execute(select(coupon_pools.c.id)
-                                                    .where(coupon_pools.c.name == pool)).scalar_one_or_none()
-        pool_id = self.pool_ids[pool]
-        if pool_id is None:
-            return None
-        query = (select(coupon_codes.c.id, coupon_codes.c.code, coupon_codes.c.expires_at)
-                 .where(and_(coupon_codes.c.pool_id == pool_id, coupon_codes.c.profile_id.is_(None)))
-                 .order_by(coupon_codes.c.id).limit(1))
-        if self.conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)  # concurrent issuers take different codes
-        row = self.conn.execute(query).one_or_none()
-        if row is None:
-            return None
+    def claim_coupon(self, profile_id: int, run_id: int, pool: str, key: str) -> Mapping[str, Any] | None:
+        """A free code of `pool` for this user under idempotency key `key` (`storage.coupons`)."""
         self._insert_new_runs([r for r in self.new_runs if r.id == run_id])  # the code row refers to it
-        self.conn.execute(update(coupon_codes).where(coupon_codes.c.id == row.id).values(
-            profile_id=profile_id, run_id=run_id, issued_at=self.now))
-        expires = row.expires_at.isoformat() if row.expires_at else None
-        return {"code": row.code, "expires_at": expires}
+        return coupons.claim(self.conn, pool, profile_id, run_id, key, self.now)
 
     def flush(self) -> None:
         """Write everything buffered, each kind of row with one multi-row statement. Updates of
@@ -479,7 +459,7 @@ class UnitPorts:
         return self.unit.sent_count(self.profile_id, channel, since)
 
     def claim_coupon(self, pool: str, key: str) -> Mapping[str, Any] | None:
-        return self.unit.claim_coupon(self.profile_id, self.run_id, pool)
+        return self.unit.claim_coupon(self.profile_id, self.run_id, pool, key)
 
 
 __all__ = ["ConcurrentUpdate", "Profile", "RunRow", "TraceRecord", "UnitHistory", "UnitOfWork", "UnitPorts", "chunks"]

@@ -186,7 +186,7 @@ DEFAULT_DATABASE_URL = "sqlite:///journeyflow.db"
 @click.option("--until-idle", is_flag=True, help="Stop when no event is waiting and no timer is due.")
 @click.option("--poll", default=0.5, show_default=True, help="Seconds to sleep when idle.")
 def process(database_url: str, batch: int, until_idle: bool, poll: float) -> None:
-    """Apply accepted events and fire due timers, batch by batch, on the embedded engine."""
+    """Apply accepted events, fire due timers and run due schedule ticks, batch by batch."""
     import time
 
     from engine.clock import SystemClock
@@ -197,10 +197,23 @@ def process(database_url: str, batch: int, until_idle: bool, poll: float) -> Non
     migrate(db)
     runtime = Runtime(db, SystemClock())
     while True:
-        done = runtime.process_events(batch) + runtime.fire_due_timers(batch)
+        done = runtime.process_events(batch) + runtime.fire_due_timers(batch) + runtime.run_due_schedules(batch)
         if done:
             continue
         if until_idle:
             return
         time.sleep(poll)
         runtime.reload()
+
+
+from .keys_cli import keys_group  # noqa: E402  (registered last: the commands above come first)
+from .serve import serve  # noqa: E402
+
+main.add_command(serve)
+main.add_command(keys_group)
+
+from actions.cli import dead_letters, deliveries, dispatch  # noqa: E402  (issue 4: actions)
+
+main.add_command(deliveries)
+main.add_command(dispatch)
+main.add_command(dead_letters)

@@ -196,6 +196,14 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Dispatch (actions/dispatcher.py). A retry waits in 'deferred' until next_attempt_at.
+    # lease_until is set while an attempt is in flight: a lease that ran out means a dispatcher
+    # died mid-send, so the outcome is unknown (resent under the same key, or 'uncertain').
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("provider", String, nullable=True),  # which provider sent it (log, twilio, fcm...)
+    Column("provider_message_id", String, nullable=True),  # the provider's own id, for support tickets
+    Column("sent_at", UTCDateTime, nullable=True),
     CheckConstraint(_one_of("status", OUTBOX_STATUSES), name="status"),
     Index("ix_outbox_status_send_at", "status", "send_at"),
     Index("ix_outbox_profile_id_channel_send_at", "profile_id", "channel", "send_at"),  # frequency caps
@@ -220,8 +228,23 @@ coupon_codes = Table(
     Column("issued_at", UTCDateTime, nullable=True),
     Column("expires_at", UTCDateTime, nullable=True),
     Column("redeemed_at", UTCDateTime, nullable=True),
+    # The idempotency key of the claim (the outbox key of the coupon step): claiming again with
+    # the same key returns the same code, so a retried transition never takes a second one.
+    Column("claim_key", String, nullable=True, unique=True),
     UniqueConstraint("pool_id", "code"),
     Index("ix_coupon_codes_pool_id_profile_id", "pool_id", "profile_id"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("kind", String, nullable=False),  # coupon_pool_empty, ...
+    Column("subject", String, nullable=False),  # what it is about: a pool name, a provider
+    Column("bucket", UTCDateTime, nullable=False),  # the UTC hour: one alert per kind and subject per hour
+    Column("message", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("kind", "subject", "bucket"),
 )
 
 step_counters = Table(

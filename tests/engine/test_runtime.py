@@ -356,3 +356,15 @@ def test_a_webhook_reply_wakes_the_run_that_waits_for_it(db: Engine, clock: Virt
     assert rows(db, journey_runs)[0].state == "completed"
     with writer(db).begin() as conn:  # too late: nothing waits any more
         assert not deliver_reply(conn, run.id, "credit", {"status": 200}, clock.now())
+
+
+def test_a_redemption_event_marks_the_issued_code_used(runtime: Runtime, db: Engine, clock: VirtualClock) -> None:
+    runtime.accept([track("purchase", "u1", T0, "m1", category="care_solution")])
+    settle(runtime, clock, T0 + timedelta(days=2, hours=1))
+    (issued,) = [r.payload["code"] for r in rows(db, outbox, outbox.c.channel == "coupon")]
+    runtime.accept([track("coupon_redeemed", "u1", clock.now(), "m2", code=issued, pool="LENS_TRIAL"),
+                    track("coupon_redeemed", "u1", clock.now(), "m3", code="NO-SUCH-CODE")])
+    runtime.process_events()
+    redeemed = {r.code: r.redeemed_at for r in rows(db, coupon_codes)}
+    assert redeemed == {"L-0": clock.now(), "L-1": None, "L-2": None}
+    assert issued == "L-0"

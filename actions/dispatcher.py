@@ -1,0 +1,177 @@
+"""The dispatcher: sends what the engine put in the outbox, each row once.
+
+A loop of batches. Each batch claims due rows (actions/outbox.py says how that is safe with
+several dispatchers and across crashes), builds every message (actions/compose.py), sends them
+concurrently (at most `concurrency` requests in flight, each provider under its own rate
+limit), and records all outcomes in one transaction:
+
+- accepted by the provider: `sent`, with the provider's message id;
+- retryable (connect error, 5xx, 429, a timeout where the provider deduplicates): `deferred`
+  until `next_attempt_at`, or `dead` after `max_attempts`;
+- refused (4xx), or the message cannot be built (template error, no recipient, unsafe URL):
+  `failed`;
+- may have gone out, and the provider cannot deduplicate: `uncertain`.
+
+A 429 also holds the provider's whole bucket shut for its Retry-After. A row whose lease is
+about to end before its turn comes is released unsent rather than risk a second dispatcher
+sending it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from engine.clock import Clock, SystemClock
+
+from . import outbox
+from .backoff import retry_delay
+from .compose import compose
+from .errors import MessageInvalid, PermanentFailure, RetryableFailure, UncertainOutcome
+from .outbox import Claimed, Outcome
+from .providers import PROVIDERS, Provider, build_provider
+from .ratelimit import TokenBucket
+from .settings import Settings
+
+logger = logging.getLogger("journeyflow.dispatch")
+
+
+@dataclass
+class Lane:
+    """One channel's provider and the token bucket that paces it."""
+
+    provider: Provider
+    bucket: TokenBucket
+    margin: timedelta  # a request must be able to finish this long before the lease ends
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    retries: int = 0  # attempts in this batch that were not a row's first
+
+
+class Dispatcher:
+    def __init__(self, db: Engine, settings: Settings, clock: Clock | None = None,
+                 providers: Mapping[str, Provider] | None = None, rng: random.Random | None = None,
+                 monotonic: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.db, self.settings = db, settings
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        chosen = dict(providers or {})
+        self.lanes: dict[str, Lane] = {}
+        for channel in PROVIDERS:
+            config = settings.channel(channel)
+            provider = chosen.get(channel) or build_provider(channel, settings, self.clock)
+            bucket = (TokenBucket(config.rate_per_second, config.burst, monotonic, sleep) if monotonic
+                      else TokenBucket(config.rate_per_second, config.burst, sleep=sleep))
+            self.lanes[channel] = Lane(provider, bucket, timedelta(seconds=config.timeout_seconds * 2))
+
+    async def aclose(self) -> None:
+        for lane in self.lanes.values():
+            await lane.provider.aclose()
+
+    async def __aenter__(self) -> Dispatcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def unsafe_to_repeat(self) -> set[str]:
+        return {channel for channel, lane in self.lanes.items() if not lane.provider.idempotent}
+
+    async def dispatch_once(self, limit: int | None = None) -> BatchReport:
+        """Claim one batch, send it, record it. The report says what became of each row."""
+        policy = self.settings.dispatch
+        claimed = outbox.claim(self.db, self.clock.now(), limit or policy.batch_size,
+                               timedelta(seconds=policy.lease_seconds), self.unsafe_to_repeat())
+        report = BatchReport(claimed=len(claimed))
+        if not claimed:
+            return report
+        gate = asyncio.Semaphore(policy.concurrency)
+        outcomes = await asyncio.gather(*(self._deliver(row, gate) for row in claimed))
+        outbox.record(self.db, outcomes, self.clock.now())
+        for row, outcome in zip(claimed, outcomes, strict=True):
+            report.statuses[outcome.status] += 1
+            if row.attempts > 1 and outcome.status != "pending":
+                report.retries += 1
+        return report
+
+    async def run(self, until_idle: bool = False, stop: asyncio.Event | None = None) -> Counter[str]:
+        """Dispatch batch after batch; with `until_idle`, stop when nothing is due."""
+        total: Counter[str] = Counter()
+        while stop is None or not stop.is_set():
+            report = await self.dispatch_once()
+            total.update(report.statuses)
+            if report.claimed:
+                continue
+            if until_idle:
+                break
+            await self.sleep(self.settings.dispatch.poll_seconds)
+        return total
+
+    async def _deliver(self, row: Claimed, gate: asyncio.Semaphore) -> Outcome:
+        outcome = await self._attempt(row, gate)
+        if row.channel != "webhook" or not row.payload.get("await_reply"):
+            return outcome
+        # The run waits at this step for the answer: hand it over with the outcome, or tell it
+        # the call failed for good, so it does not wait out the whole reply deadline.
+        if outcome.status in ("sent", "failed", "dead", "uncertain"):
+            reply = outcome.reply if outcome.status == "sent" else {"status": "failed", "error": outcome.error}
+            return replace(outcome, reply=reply, run_id=row.run_id, step_id=row.step_id)
+        return outcome
+
+    async def _attempt(self, row: Claimed, gate: asyncio.Semaphore) -> Outcome:
+        lane = self.lanes.get(row.channel)
+        if lane is None:
+            return Outcome(row.id, row.attempts, "failed", f"no provider sends {row.channel!r} rows")
+        provider = lane.provider
+        try:
+            delivery = compose(row, self.settings)
+        except MessageInvalid as error:
+            return Outcome(row.id, row.attempts, "failed", str(error), provider=provider.name)
+        await lane.bucket.acquire()
+        async with gate:
+            if self.clock.now() >= row.lease_until - lane.margin:
+                logger.warning("outbox %s: released unsent, its lease ends too soon (raise lease_seconds)", row.id)
+                return Outcome(row.id, row.attempts, "pending")
+            try:
+                receipt = await provider.send(delivery)
+            except RetryableFailure as error:
+                if error.retry_after:
+                    lane.bucket.hold(error.retry_after)
+                return self._retry_or_dead(row, provider.name, str(error), error.retry_after)
+            except PermanentFailure as error:
+                return Outcome(row.id, row.attempts, "failed", str(error), provider=provider.name)
+            except UncertainOutcome as error:
+                return Outcome(row.id, row.attempts, "uncertain", str(error), provider=provider.name)
+            except Exception as error:  # a bug in a provider must not lose the batch's outcomes
+                logger.exception("outbox %s: unexpected error from provider %s", row.id, provider.name)
+                reason = f"unexpected error in provider {provider.name}: {type(error).__name__}: {error}"
+                if provider.idempotent:
+                    return self._retry_or_dead(row, provider.name, reason, None)
+                return Outcome(row.id, row.attempts, "uncertain", reason, provider=provider.name)
+        return Outcome(row.id, row.attempts, "sent", provider=provider.name,
+                       provider_message_id=receipt.provider_message_id, sent_at=self.clock.now(), reply=receipt.reply)
+
+    def _retry_or_dead(self, row: Claimed, provider: str, reason: str, retry_after: float | None) -> Outcome:
+        policy = self.settings.dispatch.retry
+        if row.attempts >= policy.max_attempts:
+            return Outcome(row.id, row.attempts, "dead", f"gave up after {row.attempts} attempts: {reason}",
+                           provider=provider)
+        delay = retry_delay(row.attempts, retry_after, policy, self.rng)
+        return Outcome(row.id, row.attempts, "deferred", reason, provider=provider,
+                       next_attempt_at=self._now_plus(delay))
+
+    def _now_plus(self, seconds: float) -> datetime:
+        return self.clock.now() + timedelta(seconds=seconds)

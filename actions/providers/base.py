@@ -1,0 +1,161 @@
+"""What every provider is given and gives back, and the HTTP plumbing they share.
+
+A provider turns one `Delivery` (a message already rendered and addressed) into one request,
+and either returns a `Receipt` or raises one of the `DeliveryError`s that tell the dispatcher
+what to do next. The one judgement that needs care is a failure *after* the request left:
+only a provider that the remote side deduplicates by our key (`idempotent`) may call that
+retryable; for the others it is an `UncertainOutcome`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from engine.clock import Clock
+
+from ..backoff import parse_retry_after
+from ..errors import PermanentFailure, RetryableFailure, SettingsInvalid, UncertainOutcome
+from ..settings import Secret, Section
+
+USER_AGENT = "Journeyflow-Dispatcher/0.1"
+CONNECT_TIMEOUT_SECONDS = 5.0
+MAX_DETAIL_CHARS = 300  # how much of an error response is kept in last_error
+# httpcore's connection pool checks every one of its connections on every request event, so one
+# pool of 200 connections spends more CPU managing itself than sending (25 ms per request at 200
+# in flight, measured with benchmarks/dispatch.py). Many small clients used in turn keep that
+# cost flat: `connections` (the dispatcher's concurrency) is split into pools of this size.
+CONNECTIONS_PER_CLIENT = 8
+DEFAULT_CONNECTIONS = 50
+# Failures that happen before a single byte of the request can have been processed.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol, httpx.ProxyError)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message, rendered and addressed. `key` is the outbox idempotency key."""
+
+    outbox_id: int
+    key: str
+    channel: str
+    to: str  # a phone number, a device token, or the webhook URL
+    text: str = ""
+    title: str | None = None
+    body: Any = None  # the webhook's JSON body
+    labels: Mapping[str, str] = field(default_factory=dict)  # journey and step, for providers that carry metadata
+
+
+@dataclass(frozen=True)
+class Receipt:
+    provider_message_id: str | None = None
+    # What the remote system answered, for a `call webhook ... as name` step that waits for it.
+    reply: Mapping[str, Any] | None = None
+
+
+class Provider(Protocol):
+    name: str
+    # True when the remote side deduplicates a repeat under the same key, so sending again after
+    # a timeout cannot reach the customer twice.
+    idempotent: bool
+
+    async def send(self, delivery: Delivery) -> Receipt: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BearerToken:
+    """A token given in the settings, or read from a file that a sidecar refreshes (OAuth access
+    tokens and APNs provider tokens expire within the hour); the file is re-read when it changes."""
+
+    def __init__(self, section: Section, name: str) -> None:
+        self.secret: Secret | None = section.secret(name, None)
+        file = section.text(f"{name}_file", None)
+        self.file = Path(file) if file else None
+        if self.secret is None and self.file is None:
+            raise SettingsInvalid(f"{section.key(name)}: is required (or {section.key(name + '_file')})")
+        self._cached: tuple[float, str] | None = None
+
+    def value(self) -> str:
+        if self.file is None:
+            assert self.secret is not None
+            return self.secret.reveal()
+        try:
+            mtime = self.file.stat().st_mtime
+            if self._cached is None or self._cached[0] != mtime:
+                self._cached = (mtime, self.file.read_text(encoding="utf-8").strip())
+        except OSError as error:
+            raise RetryableFailure(f"cannot read the token file {self.file}: {error.strerror}") from error
+        return self._cached[1]
+
+
+class HttpProvider:
+    """Base for providers that make one HTTP request per message."""
+
+    name = "http"
+    idempotent = False
+
+    def __init__(self, timeout: float, clock: Clock, http2: bool = False,
+                 connections: int = DEFAULT_CONNECTIONS) -> None:
+        self.clock = clock
+        limits = httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT, max_keepalive_connections=CONNECTIONS_PER_CLIENT)
+        tls = httpx.create_ssl_context()  # loading the CA bundle takes 60 ms: once, not per client
+        self.clients = [httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)), limits=limits, verify=tls,
+            http2=http2, follow_redirects=False, headers={"User-Agent": USER_AGENT},
+        ) for _ in range(max(1, -(-connections // CONNECTIONS_PER_CLIENT)))]
+        self._turn = itertools.count()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The next client in turn."""
+        return self.clients[next(self._turn) % len(self.clients)]
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """The response if it is a success; otherwise the `DeliveryError` it amounts to."""
+        try:
+            response = await self.client.request(method, url, **kwargs)
+        except NOT_SENT as error:
+            raise RetryableFailure(f"{self.name}: could not connect: {_describe(error)}") from error
+        except httpx.TransportError as error:
+            if self.idempotent:
+                raise RetryableFailure(f"{self.name}: {_describe(error)} after sending; retried under the same key"
+                                       ) from error
+            raise UncertainOutcome(f"{self.name}: {_describe(error)} after the request was sent: it may have been "
+                                   "delivered, and this provider cannot deduplicate a retry") from error
+        if response.is_success:
+            return response
+        raise self.failure(response)
+
+    def failure(self, response: httpx.Response) -> PermanentFailure | RetryableFailure:
+        """What an unsuccessful response means; providers refine it with their error codes."""
+        status = response.status_code
+        detail = f"{self.name}: HTTP {status}: {self.detail(response)}"
+        if status == 429 or status == 408 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock.now())
+            return RetryableFailure(detail, retry_after)
+        if status == 401:  # credentials expire and get fixed; the messages should wait, not be lost
+            return RetryableFailure(detail + " (authentication failed: check the credentials)")
+        return PermanentFailure(detail)
+
+    def detail(self, response: httpx.Response) -> str:
+        """The provider's own words about an error, shortened."""
+        try:
+            data = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return response.text[:MAX_DETAIL_CHARS] or response.reason_phrase
+        return json.dumps(data, ensure_ascii=False)[:MAX_DETAIL_CHARS]
+
+
+def _describe(error: Exception) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

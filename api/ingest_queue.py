@@ -1,0 +1,108 @@
+"""Group commit: many concurrent requests, one transaction, each answered after it commits.
+
+A durable 202 costs a commit, and a commit costs a disk sync: SQLite manages a few thousand
+single-row transactions a second, fewer than uvicorn can answer. So requests do not commit on
+their own. Each hands its messages to this queue and waits; one worker takes everything that
+is waiting, stores it with `Runtime.accept` in one transaction (in a thread, as the database
+calls block), and only then wakes every request of the group. While that transaction runs,
+the next group gathers, so the busier the API, the larger each group and the cheaper each
+message.
+
+If a group's transaction fails, its requests are retried one by one, so a request that breaks
+the store fails alone and the others still get their 202.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from engine.messages import Message
+
+from .problems import Unavailable
+
+Commit = Callable[[Sequence[Message]], int]  # stores messages durably; how many were new
+
+
+@dataclass
+class _Waiting:
+    messages: Sequence[Message]
+    done: asyncio.Future[int]
+
+
+class IngestQueue:
+    def __init__(self, commit: Commit, max_messages: int) -> None:
+        self._commit = commit
+        self._max = max_messages
+        self._waiting: list[_Waiting] = []
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+        self.messages_accepted = 0  # new messages stored since start, for /metrics
+        self.groups_committed = 0
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name="ingest-group-commit")
+
+    async def stop(self) -> None:
+        """Refuse new work, finish what is waiting, then stop the worker."""
+        self._closing = True
+        self._wakeup.set()
+        if self._worker is not None:
+            await self._worker
+
+    async def submit(self, messages: Sequence[Message]) -> int:
+        """Wait until `messages` are committed; how many were submitted. (Duplicates are
+        dropped by message id inside the shared transaction, so "new" is known per group only.)"""
+        if self._closing or self._worker is None or self._worker.done():
+            raise Unavailable("the server is shutting down; retry against another instance")
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(messages, done))
+        self._wakeup.set()
+        return await done
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._waiting:
+                await self._commit_group(self._take())
+            if self._closing:
+                return
+
+    def _take(self) -> list[_Waiting]:
+        group: list[_Waiting] = []
+        size = 0
+        while self._waiting and (not group or size + len(self._waiting[0].messages) <= self._max):
+            waiting = self._waiting.pop(0)
+            group.append(waiting)
+            size += len(waiting.messages)
+        return group
+
+    async def _commit_group(self, group: list[_Waiting]) -> None:
+        try:
+            stored = await anyio.to_thread.run_sync(self._commit, [m for w in group for m in w.messages])
+        except Exception as error:
+            if len(group) > 1:
+                for waiting in group:
+                    await self._commit_group([waiting])
+                return
+            _finish(group[0], error=error)
+            return
+        self.messages_accepted += stored
+        self.groups_committed += 1
+        for waiting in group:
+            _finish(waiting, result=len(waiting.messages))
+
+
+def _finish(waiting: _Waiting, result: int = 0, error: Exception | None = None) -> None:
+    if waiting.done.done():  # the client went away; its messages are stored all the same
+        return
+    if error is not None:
+        waiting.done.set_exception(Unavailable(f"the events could not be stored ({type(error).__name__}); "
+                                               "retry: a resend with the same messageId is harmless"))
+    else:
+        waiting.done.set_result(result)

@@ -1,0 +1,31 @@
+"""What an API process is configured with. Limits follow Segment's, so a pipeline that works
+against Segment works here: 32 KB for one message, 500 KB for a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from actions.settings import Settings as ActionSettings
+from engine.clock import Clock, SystemClock
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    clock: Clock = field(default_factory=SystemClock)
+    max_message_bytes: int = 32 * KIB  # one track / identify / alias call
+    max_batch_bytes: int = 500 * KIB  # one /v1/batch call
+    max_batch_messages: int = 2_500  # 500 KB of the smallest messages Segment sends
+    max_management_bytes: int = 1 * MIB  # journey text and other JSON bodies
+    max_csv_bytes: int = 64 * MIB  # a coupon-code upload, streamed line by line
+    signature_tolerance_seconds: int = 300  # how old (or new) a signed request's timestamp may be
+    key_cache_seconds: float = 5.0  # a revoked key keeps working at most this long in a running process
+    group_commit_max_messages: int = 5_000  # messages per shared transaction
+    run_engine: bool = False  # apply events, fire timers and schedules in this process
+    run_dispatcher: bool = False  # send outbox rows from this process (see actions/)
+    actions: ActionSettings | None = None  # the providers and their settings; None: every channel logged
+    engine_batch: int = 200  # events or timers per engine transaction (SQLite holds its one writer that long)
+    engine_idle_seconds: float = 0.2  # sleep between engine passes that found nothing to do

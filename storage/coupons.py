@@ -1,0 +1,272 @@
+"""Coupon pools: stocked from a CSV of codes or generated from a pattern, each code given to at
+most one user, once.
+
+Every function works in the caller's transaction (a SQLAlchemy `Connection`), so the engine can
+claim a code in the same transaction as the run's move and the outbox row: if that rolls back,
+the code goes back to the pool with it.
+
+How a code is given to one user only: `claim` takes a free code with one statement,
+`UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING`. On PostgreSQL the inner select locks
+the row `FOR UPDATE SKIP LOCKED`, so concurrent claimers each take a different free code instead
+of queueing on the same one; on SQLite the statement holds the database's single write lock.
+Each claim carries a key (the engine's `<run id>/<step id>`), unique across codes: claiming
+again with the same key returns the code it got the first time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, TypedDict
+
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .alerts import COUPON_POOL_EMPTY, COUPON_POOL_MISSING, raise_alert
+from .tables import coupon_codes, coupon_pools
+
+IMPORT_BATCH = 1_000  # codes inserted per statement while streaming a CSV
+# Pattern characters: '#' a digit, '?' a letter or digit. Letters and digits that read alike
+# (0/O, 1/I/L) are left out: codes are typed in by hand at shop counters.
+PATTERN_ALPHABETS = {"#": "23456789", "?": "ABCDEFGHJKMNPQRSTUVWXYZ23456789"}
+MAX_CODE_LENGTH = 64
+GENERATE_HEADROOM = 4  # refuse a pattern with fewer than 4 possible codes per code asked for
+
+
+class CouponError(Exception):
+    """Base of coupon storage errors; each says what to change."""
+
+
+class PoolNotFound(CouponError, LookupError):
+    pass
+
+
+class PoolExists(CouponError):
+    pass
+
+
+class CodesInvalid(CouponError):
+    """A CSV row or a pattern is unusable; the message gives the line or the reason."""
+
+
+class ClaimedCode(TypedDict):
+    """What the engine puts in the step's named result (`{{ trial.code }}`)."""
+
+    code: str
+    expires_at: str | None  # ISO 8601, or None for a code that never expires
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: int
+    duplicates: int  # codes already in the pool (or twice in the file), skipped
+
+
+@dataclass(frozen=True)
+class Stock:
+    total: int
+    issued: int
+    redeemed: int
+    expired: int  # expired before anyone was given them
+    available: int  # what `claim` can still hand out now
+
+
+Redemption = Literal["redeemed", "already_redeemed", "unknown_code", "not_issued"]
+
+
+def _insert(conn: Connection) -> postgresql.Insert | sqlite.Insert:
+    return postgresql.insert(coupon_codes) if conn.dialect.name == "postgresql" else sqlite.insert(coupon_codes)
+
+
+def create_pool(conn: Connection, name: str, now: datetime) -> int:
+    """A new, empty pool; its id."""
+    if pool_id(conn, name) is not None:
+        raise PoolExists(f"coupon pool {name!r} already exists")
+    created: int = conn.execute(insert(coupon_pools).values(name=name, created_at=now)
+                                .returning(coupon_pools.c.id)).scalar_one()
+    return created
+
+
+def pool_id(conn: Connection, name: str) -> int | None:
+    found: int | None = conn.execute(select(coupon_pools.c.id).where(coupon_pools.c.name == name)).scalar_one_or_none()
+    return found
+
+
+def _require_pool(conn: Connection, name: str) -> int:
+    found = pool_id(conn, name)
+    if found is None:
+        raise PoolNotFound(f"no coupon pool named {name!r}")
+    return found
+
+
+def import_csv(conn: Connection, pool: str, lines: Iterable[str], default_expires_at: datetime | None = None,
+               batch: int = IMPORT_BATCH) -> ImportResult:
+    """Add the codes of a CSV stream to `pool`, reading it row by row (a million-code upload is
+    never held in memory). Columns: `code`, and optionally `expires_at` (ISO 8601 with offset);
+    a first row reading `code` is a header. Blank lines are skipped. A bad row raises
+    `CodesInvalid` with its line number; the caller's transaction then adds nothing."""
+    target = _require_pool(conn, pool)
+    added = seen = 0
+    pending: list[dict[str, object]] = []
+    reader = csv.reader(lines)
+    for row in reader:
+        cells = [cell.strip() for cell in row]
+        if not any(cells):
+            continue
+        if reader.line_num == 1 and cells[0].lower() == "code":
+            continue
+        pending.append(_code_row(cells, reader.line_num, default_expires_at))
+        seen += 1
+        if len(pending) >= batch:
+            added += _insert_codes(conn, target, pending)
+            pending = []
+    added += _insert_codes(conn, target, pending)
+    return ImportResult(added=added, duplicates=seen - added)
+
+
+def _code_row(cells: list[str], line: int, default_expires_at: datetime | None) -> dict[str, object]:
+    code = cells[0]
+    if not code:
+        raise CodesInvalid(f"line {line}: the code is empty")
+    if len(code) > MAX_CODE_LENGTH:
+        raise CodesInvalid(f"line {line}: the code is longer than {MAX_CODE_LENGTH} characters")
+    expires_at = default_expires_at
+    if len(cells) > 1 and cells[1]:
+        try:
+            expires_at = datetime.fromisoformat(cells[1])
+        except ValueError:
+            raise CodesInvalid(f"line {line}: expires_at: {cells[1]!r} is not an ISO 8601 time") from None
+        if expires_at.utcoffset() is None:
+            raise CodesInvalid(f"line {line}: expires_at: {cells[1]!r} has no UTC offset (add +08:00 or Z)")
+    return {"code": code, "expires_at": expires_at}
+
+
+def _insert_codes(conn: Connection, pool: int, rows: list[dict[str, object]]) -> int:
+    """Insert `rows` in one statement, skipping codes the pool already has; how many were new."""
+    if not rows:
+        return 0
+    statement = (_insert(conn).values([{"pool_id": pool, **row} for row in rows])
+                 .on_conflict_do_nothing(index_elements=["pool_id", "code"]).returning(coupon_codes.c.id))
+    return len(conn.execute(statement).all())
+
+
+def generate(conn: Connection, pool: str, pattern: str, count: int, expires_at: datetime | None = None,
+             batch: int = IMPORT_BATCH) -> int:
+    """Add `count` new random codes following `pattern` ('#' a digit, '?' a letter or digit,
+    anything else itself: "LENS-????-####"). Codes come from `secrets`, so they cannot be
+    guessed from one another. Returns `count`; raises `CodesInvalid` if the pattern is too
+    small to give that many distinct codes comfortably."""
+    target = _require_pool(conn, pool)
+    space = 1
+    for char in pattern:
+        space *= len(PATTERN_ALPHABETS.get(char, "x"))
+    if space == 1:
+        raise CodesInvalid(f"pattern {pattern!r} has no '#' or '?': every code would be the same")
+    if space < count * GENERATE_HEADROOM:
+        raise CodesInvalid(f"pattern {pattern!r} allows {space} codes: too few for {count}; make it longer")
+    added = 0
+    while added < count:
+        wanted = min(batch, count - added)
+        rows: list[dict[str, object]] = [{"code": _random_code(pattern), "expires_at": expires_at}
+                                         for _ in range(wanted)]
+        added += _insert_codes(conn, target, rows)  # a collision is skipped, and made up next round
+    return added
+
+
+def _random_code(pattern: str) -> str:
+    return "".join(secrets.choice(PATTERN_ALPHABETS[c]) if c in PATTERN_ALPHABETS else c for c in pattern)
+
+
+def claim(conn: Connection, pool_name: str, profile_id: int, run_id: int | None, key: str,
+          now: datetime) -> ClaimedCode | None:
+    """Give `profile_id` a free, unexpired code from `pool_name` under idempotency key `key`.
+
+    The same key gets the same code back. None when the pool is dry (or does not exist): an
+    alert is raised, at most once per pool per hour, and the journey takes its `else`.
+
+    The claim is the transaction's first statement here, and a write: on SQLite a transaction
+    that read first cannot take the write lock once another writer has committed, so reading
+    the key or the pool first would fail under concurrency instead of waiting its turn."""
+    codes = coupon_codes.c
+    in_pool = select(coupon_pools.c.id).where(coupon_pools.c.name == pool_name).scalar_subquery()
+    free = (select(codes.id)
+            .where(and_(codes.pool_id == in_pool, codes.profile_id.is_(None), codes.claim_key.is_(None),
+                        codes.redeemed_at.is_(None), or_(codes.expires_at.is_(None), codes.expires_at > now)))
+            .order_by(codes.id).limit(1))
+    if conn.dialect.name == "postgresql":
+        free = free.with_for_update(skip_locked=True)
+    key_unused = ~exists().where(coupon_codes.alias("earlier").c.claim_key == key)
+    taken = conn.execute(
+        update(coupon_codes).where(and_(codes.id == free.scalar_subquery(), key_unused))
+        .values(profile_id=profile_id, run_id=run_id, issued_at=now, claim_key=key)
+        .returning(codes.code, codes.expires_at)).one_or_none()
+    if taken is not None:
+        return _claimed(taken.code, taken.expires_at)
+    again = conn.execute(select(codes.code, codes.expires_at).where(codes.claim_key == key)).one_or_none()
+    if again is not None:
+        return _claimed(again.code, again.expires_at)
+    if pool_id(conn, pool_name) is None:
+        raise_alert(conn, COUPON_POOL_MISSING, pool_name,
+                    f"a journey asked for a code from pool {pool_name!r}, which does not exist", now)
+    else:
+        raise_alert(conn, COUPON_POOL_EMPTY, pool_name,
+                    f"coupon pool {pool_name!r} has no free unexpired code left; journeys take their else branch", now)
+    return None
+
+
+def _claimed(code: str, expires_at: datetime | None) -> ClaimedCode:
+    return {"code": code, "expires_at": expires_at.isoformat() if expires_at else None}
+
+
+def redeem(conn: Connection, code: str, at: datetime, pool: str | None = None) -> Redemption:
+    """Mark an issued code used (a `coupon_redeemed` event). Never raises for a bad code: the
+    event may be replayed or come from a till with a typo, and the engine's batch must go on.
+    With no `pool`, the code is looked for in every pool (codes are unique in practice)."""
+    query = select(coupon_codes.c.id, coupon_codes.c.profile_id, coupon_codes.c.redeemed_at).where(
+        coupon_codes.c.code == code)
+    if pool is not None:
+        query = query.join(coupon_pools, coupon_pools.c.id == coupon_codes.c.pool_id).where(coupon_pools.c.name == pool)
+    found = conn.execute(query.order_by(coupon_codes.c.id).limit(1)).one_or_none()
+    if found is None:
+        return "unknown_code"
+    if found.profile_id is None:
+        return "not_issued"
+    done = conn.execute(update(coupon_codes).where(and_(coupon_codes.c.id == found.id,
+                                                        coupon_codes.c.redeemed_at.is_(None)))
+                        .values(redeemed_at=at))
+    return "redeemed" if done.rowcount == 1 else "already_redeemed"
+
+
+def stock(conn: Connection, pool: str, now: datetime) -> Stock:
+    """How many codes the pool has, and how many of them `claim` could still give out."""
+    target = _require_pool(conn, pool)
+    codes = coupon_codes.c
+    unissued = codes.profile_id.is_(None)
+    expired = and_(codes.expires_at.is_not(None), codes.expires_at <= now)
+
+    def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.count().filter(condition)
+
+    row = conn.execute(select(
+        func.count(), count(codes.profile_id.is_not(None)), count(codes.redeemed_at.is_not(None)),
+        count(and_(unissued, expired)), count(and_(unissued, codes.redeemed_at.is_(None), ~expired)),
+    ).where(codes.pool_id == target)).one()
+    return Stock(total=row[0], issued=row[1], redeemed=row[2], expired=row[3], available=row[4])
+
+
+def lines(stream: Iterable[bytes | str], encoding: str = "utf-8-sig") -> Iterator[str]:
+    """Text lines from a byte stream (an upload), decoded as they come; a UTF-8 BOM is dropped."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    buffer = ""
+    for chunk in stream:
+        buffer += decoder.decode(chunk) if isinstance(chunk, bytes) else chunk
+        *complete, buffer = buffer.split("\n")
+        for line in complete:
+            yield line + "\n"
+    buffer += decoder.decode(b"", final=True)
+    if buffer:
+        yield buffer
