@@ -61,6 +61,7 @@ from .scope import Scope
 from .timing import zone
 from .unit_of_work import Profile, RunRow, TraceRecord, UnitHistory, UnitOfWork, UnitPorts, chunks
 
+PARTITION_LOCK_BASE = 0x4A46_0000_0000  # advisory lock keys of event partitions ("JF" + the partition)
 REDEMPTION_EVENT = "coupon_redeemed"  # {code, pool?}: marks the code used, in the batch's transaction
 SCHEDULE_CATCH_UP = timedelta(days=1)  # how late a missed schedule tick may still fire
 JOURNEY_LEVEL = "__journey__"  # the step id under which journey-wide counters are kept
@@ -172,13 +173,26 @@ class Runtime:
 
     # ------------------------------------------------------------------ applying events
 
-    def process_events(self, limit: int = 1000) -> int:
-        """Apply up to `limit` stored events, oldest first per user; how many."""
+    def process_events(self, limit: int = 1000, partition: tuple[int, int] = (0, 1)) -> int:
+        """Apply up to `limit` stored events of one partition of the users, oldest first per
+        user; how many. Partition (k, n) holds the users whose profile id is k modulo n.
+
+        Events of one user must be applied in order, so a partition has one consumer at a time:
+        on PostgreSQL a transaction-scoped advisory lock per partition (a second worker on the
+        same partition gets 0 at once and tries later); on SQLite the single writer already
+        serialises everything.
+        """
+        index, count = partition
+        if not 0 <= index < count:
+            raise ValueError(f"partition {index} of {count}: the index must be in 0..{count - 1}")
         with self.writer.begin() as conn:
-            query = select(events).where(events.c.processed_at.is_(None)).order_by(events.c.id).limit(limit)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)  # two workers never apply one event
-            rows = conn.execute(query).all()
+            if conn.dialect.name == "postgresql" and not conn.execute(
+                    select(func.pg_try_advisory_xact_lock(PARTITION_LOCK_BASE + count * 1_000_000 + index))).scalar():
+                return 0
+            query = select(events).where(events.c.processed_at.is_(None))
+            if count > 1:
+                query = query.where(events.c.profile_id % count == index)
+            rows = conn.execute(query.order_by(events.c.id).limit(limit)).all()
             if not rows:
                 return 0
             unit = UnitOfWork(conn, self.clock.now())

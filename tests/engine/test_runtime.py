@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, insert, select
 
 from engine.clock import VirtualClock
 from engine.messages import parse_message
-from engine.runtime import Runtime, TraceRecord
+from engine.runtime import PARTITION_LOCK_BASE, Runtime, TraceRecord
 from storage import writer
 from storage.replies import deliver_reply
 from storage.tables import (
@@ -368,3 +368,22 @@ def test_a_redemption_event_marks_the_issued_code_used(runtime: Runtime, db: Eng
     redeemed = {r.code: r.redeemed_at for r in rows(db, coupon_codes)}
     assert redeemed == {"L-0": clock.now(), "L-1": None, "L-2": None}
     assert issued == "L-0"
+
+
+def test_a_partition_applies_only_its_users_events_and_has_one_consumer(db: Engine, clock: VirtualClock) -> None:
+    runtime = Runtime(db, clock)
+    runtime.publish('journey "Ping"\n  trigger event "ping"\n  entry always\n\n  @pong send sms "pong"\n')
+    runtime.accept([parse_message({"type": "track", "event": "ping", "userId": f"u{i}", "messageId": f"m{i}"}, T0)
+                    for i in range(10)])
+    with db.connect() as conn:
+        owners = {r.id for r in conn.execute(select(profiles.c.id))}
+    evens = {p for p in owners if p % 2 == 0}
+    if db.dialect.name == "postgresql":  # another worker holds partition 0 of 2: this one waits its turn
+        with db.connect() as other, other.begin():
+            other.execute(select(func.pg_try_advisory_xact_lock(PARTITION_LOCK_BASE + 2 * 1_000_000 + 0)))
+            assert runtime.process_events(partition=(0, 2)) == 0
+    assert runtime.process_events(partition=(0, 2)) == len(evens)
+    assert {r.profile_id for r in rows(db, outbox)} == evens
+    assert runtime.process_events(partition=(1, 2)) == len(owners) - len(evens)
+    with pytest.raises(ValueError, match="partition 2 of 2"):
+        runtime.process_events(partition=(2, 2))
