@@ -7,9 +7,10 @@ import difflib
 import json
 import sys
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -206,6 +207,63 @@ def process(database_url: str, batch: int, until_idle: bool, poll: float) -> Non
         runtime.reload()
 
 
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--database", "database_url", envvar=DATABASE_URL_ENV, default=DEFAULT_DATABASE_URL, show_default=True,
+              help=f"SQLAlchemy URL of the database (also ${DATABASE_URL_ENV}).")
+@click.option("--batch", default=1000, show_default=True, help="Members stored per transaction.")
+def import_members(file: Path, database_url: str, batch: int) -> None:
+    """Import members (CSV with a header row, or JSON Lines) as profiles; see docs/engine.md.
+
+    Every row becomes an identify: the One-ID rules recognise the member when one of their
+    identities shows up later. Bad rows are reported with their line and skipped; importing a
+    file again stores nothing new. Applying the identifies is `process`'s work (or `serve`'s).
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from engine.clock import SystemClock
+    from engine.runtime import Runtime
+    from storage import connect, migrate
+
+    from .importer import Refused, read_members
+
+    db = connect(database_url)
+    migrate(db)
+    runtime = Runtime(db, SystemClock())
+    stored = seen = 0
+    refused: list[Refused] = []
+    pending: list[Any] = []
+    columns = (TextColumn("importing"), BarColumn(), TransferSpeedColumn(), TextColumn("{task.fields[rows]:,} rows"))
+    with file.open(encoding="utf-8-sig", newline="") as stream, \
+            Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("import", total=file.stat().st_size, rows=0)
+        read = [0]
+
+        def counted(lines: Iterable[str]) -> Iterator[str]:
+            for line in lines:
+                read[0] += len(line.encode())
+                yield line
+
+        for item in read_members(file, counted(stream), runtime.clock.now()):
+            if isinstance(item, Refused):
+                refused.append(item)
+                continue
+            pending.append(item)
+            seen += 1
+            if len(pending) >= batch:
+                stored += runtime.accept(pending)
+                pending = []
+                progress.update(task, completed=read[0], rows=seen)
+        stored += runtime.accept(pending)
+        progress.update(task, completed=file.stat().st_size, rows=seen)
+    for bad in refused:
+        click.echo(f"{file}:{bad.line}: {bad.problem}", err=True)
+    click.echo(f"{seen:,} member(s) read, {stored:,} new; {len(refused):,} row(s) refused")
+    if refused:
+        sys.exit(1)
+
+
 from .keys_cli import keys_group  # noqa: E402  (registered last: the commands above come first)
 from .serve import serve  # noqa: E402
 
@@ -217,3 +275,5 @@ from actions.cli import dead_letters, deliveries, dispatch  # noqa: E402  (issue
 main.add_command(deliveries)
 main.add_command(dispatch)
 main.add_command(dead_letters)
+
+
