@@ -163,7 +163,11 @@ journey_runs = Table(
         sqlite_where=text(_one_of("state", LIVE_RUN_STATES)),
         postgresql_where=text(_one_of("state", LIVE_RUN_STATES)),
     ),
-    Index("ix_journey_runs_journey_id_profile_id_entered_at", "journey_id", "profile_id", "entered_at"),  # re-entry
+    Index("ix_journey_runs_journey_id_profile_id_entered_at", "journey_id", "profile_id", "entered_at"),  # per journey
+    # A batch's users: their live runs, newest entries and goal candidates. The partial unique
+    # index above cannot serve these: a query's `state IN (?, ?)` with bound values does not
+    # prove its condition, so the planner would scan every run.
+    Index("ix_journey_runs_profile_id_journey_id_entered_at", "profile_id", "journey_id", "entered_at"),
 )
 
 timers = Table(

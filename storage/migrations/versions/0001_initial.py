@@ -152,6 +152,11 @@ def upgrade() -> None:
         "journey_runs",
         ["journey_id", "profile_id", "entered_at"],
     )
+    op.create_index(
+        op.f("ix_journey_runs_profile_id_journey_id_entered_at"),
+        "journey_runs",
+        ["profile_id", "journey_id", "entered_at"],
+    )
 
     op.create_table(
         "timers",
