@@ -35,11 +35,14 @@ from sqlalchemy import Engine, bindparam, func, insert, select, text, tuple_, up
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dsl.graph import CouponNode  # noqa: E402
 from engine.clock import VirtualClock  # noqa: E402
 from engine.messages import Message, parse_message  # noqa: E402
 from engine.runtime import Runtime  # noqa: E402
 from storage import connect, migrate  # noqa: E402
 from storage.tables import (  # noqa: E402
+    coupon_codes,
+    coupon_pools,
     events,
     identities,
     journey_runs,
@@ -137,12 +140,27 @@ def add_waiting_runs(db: Engine, version_id: int, count: int, progress: Progress
     progress.remove_task(task)
 
 
+def stock_coupon_pools(db: Engine, runtime: Runtime, codes: int) -> None:
+    """Every pool the live journeys issue from, with enough codes that none runs dry (set up,
+    not measured): a dry pool would skip the claim and its outbox row."""
+    pools = sorted({node.pool for program in runtime.programs.values() for node in program.journey.nodes.values()
+                    if isinstance(node, CouponNode)})
+    with db.begin() as conn:
+        for pool in pools:
+            pool_id = conn.execute(insert(coupon_pools).values(name=pool, created_at=START)
+                                   .returning(coupon_pools.c.id)).scalar_one()
+            for start in range(0, codes, 20_000):
+                conn.execute(insert(coupon_codes), [{"pool_id": pool_id, "code": f"{pool}-{i:08d}"}
+                                                    for i in range(start, min(codes, start + 20_000))])
+
+
 def run_engine(url: str, messages: list[Message], extra_timers: int, progress: Progress) -> dict[str, float]:
     db = fresh(url)
     clock = VirtualClock(START)
     runtime = Runtime(db, clock)
     for path in sorted((ROOT / "examples/journeys").glob("*.journey")):
         runtime.publish(path.read_text(encoding="utf-8"), slug=path.stem)
+    stock_coupon_pools(db, runtime, codes=len(messages) // 4)
     task = progress.add_task(f"engine on {db.dialect.name}", total=len(messages))
     accept_time = apply_time = 0.0
     latencies: list[float] = []
