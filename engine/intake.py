@@ -37,7 +37,8 @@ class _Owners:
         self.unknown: set[Identity] = set()
 
     def prefetch(self, found: Iterable[Identity]) -> None:
-        wanted = sorted(set(found) - self.owner.keys() - self.unknown)
+        # Membership tests, not set difference: `set - dict.keys()` walks the whole map.
+        wanted = sorted({i for i in found if i not in self.owner and i not in self.unknown})
         for part in chunks(wanted):
             for row in self.conn.execute(select(identities.c.kind, identities.c.value, identities.c.profile_id)
                                          .where(tuple_(identities.c.kind, identities.c.value).in_(part))):

@@ -24,11 +24,18 @@ from ._guard import authorized
 # Text that ends up in indexed columns; PostgreSQL refuses NUL characters in text.
 _TEXT_FIELDS = {"messageId": "message_id", "userId": "user_id", "anonymousId": "anonymous_id",
                 "event": "event", "previousId": "previous_id"}
+# JSON text can only carry a NUL as this escape (a raw control character is invalid JSON), so a
+# body without it needs no NUL check field by field.
+_NUL_ESCAPE = b"\\u0000"
+_ACCEPTED_ONE = b'{"accepted":1}'  # what JSONResponse({"accepted": 1}) renders, built once
 
 
-def parse(raw: Any, kind: str | None, now: datetime) -> Message:
-    """One message, checked by the engine's parser and for what storage cannot hold."""
+def parse(raw: Any, kind: str | None, now: datetime, nul_possible: bool = True) -> Message:
+    """One message, checked by the engine's parser and, if its body may hold a NUL
+    (`nul_possible`), for what storage cannot hold."""
     message = parse_message(raw, now, kind)
+    if not nul_possible:
+        return message
     problems = {name: "must not contain NUL characters" for name, attr in _TEXT_FIELDS.items()
                 if "\x00" in (getattr(message, attr) or "")}
     problems |= {f"traits.{t}": "must not contain NUL characters" for t in IDENTITY_TRAITS
@@ -38,21 +45,17 @@ def parse(raw: Any, kind: str | None, now: datetime) -> Message:
     return message
 
 
-async def _accept(request: Request, messages: list[Message]) -> Response:
-    await services(request).queue.submit(messages)
-    return JSONResponse({"accepted": len(messages)}, status_code=202)
-
-
 async def _single(request: Request, kind: str) -> Response:
     svc = services(request)
     _, body = await authorized(request, "write", svc.settings.max_message_bytes)
     check_json_type(request)
     raw = json_object(body)
     try:
-        message = parse(raw, kind, svc.settings.clock.now())
+        message = parse(raw, kind, svc.settings.clock.now(), _NUL_ESCAPE in body)
     except MessageInvalid as error:
         raise BadRequest(f"the {kind} message is invalid", _fields("", error)) from None
-    return await _accept(request, [message])
+    await svc.queue.submit([message])
+    return Response(_ACCEPTED_ONE, status_code=202, media_type="application/json")
 
 
 async def track(request: Request) -> Response:
@@ -81,18 +84,20 @@ async def batch(request: Request) -> Response:
         raise PayloadTooLarge(f"the batch holds {len(items)} messages; at most {svc.settings.max_batch_messages}")
     context = raw.get("context")
     now = svc.settings.clock.now()
+    nul_possible = _NUL_ESCAPE in body
     messages: list[Message] = []
     problems: dict[str, str] = {}
     for i, item in enumerate(items):
         if isinstance(item, dict) and isinstance(context, dict) and "context" not in item:
             item = {**item, "context": context}
         try:
-            messages.append(parse(item, None, now))
+            messages.append(parse(item, None, now, nul_possible))
         except MessageInvalid as error:
             problems |= _fields(f"batch[{i}]", error)
     if problems:
         raise BadRequest(f"{len({k.split('.')[0] for k in problems})} message(s) of the batch are invalid", problems)
-    return await _accept(request, messages)
+    await svc.queue.submit(messages)
+    return JSONResponse({"accepted": len(messages)}, status_code=202)
 
 
 def _fields(prefix: str, error: MessageInvalid) -> dict[str, str]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
-from api.auth import SIGNATURE_HEADER, sign
+from api import auth
+from api.auth import SIGNATURE_HEADER, KeyStore, sign
 from storage import keys
 from storage.tables import events
 
@@ -98,3 +100,47 @@ def test_a_stale_signature_is_401(server: Server, shift: timedelta) -> None:
 def test_a_malformed_signature_header_is_401(server: Server) -> None:
     assert track(server, {SIGNATURE_HEADER: "t=1"}).status_code == 401
     assert track(server, {SIGNATURE_HEADER: "t=x,k=y,v1=z"}).status_code == 401
+
+
+class Ticks:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_key_remembered_by_its_header_expires_with_its_cached_verdict(db: Engine) -> None:
+    # The header cache must not stretch the revocation delay: a header learnt from a verdict
+    # cached at t=0 for 5 s is forgotten at t=5 too, even if it was first seen at t=3.
+    with db.begin() as conn:
+        _, secret = keys.create(conn, "write", "producer", datetime.now(UTC))
+    ticks = Ticks()
+    store = KeyStore(db, cache_seconds=5, tolerance_seconds=300, monotonic=ticks)
+    bearer, basic = f"Bearer {secret}", "Basic " + base64.b64encode(f"{secret}:".encode()).decode()
+    assert store.by_secret(secret, bearer) is not None
+    assert store.by_header(bearer) is not None
+    ticks.now += 3
+    known, key = store.cached(secret, basic)
+    assert known and key is not None
+    assert store.by_header(basic) == key
+    ticks.now += 2
+    assert store.by_header(bearer) is None and store.by_header(basic) is None
+    assert store.cached(secret) == (False, None)
+
+
+def test_an_unknown_key_is_cached_but_never_by_header_and_the_cache_is_bounded(
+        db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "MAX_CACHED", 3)
+    ticks = Ticks()
+    store = KeyStore(db, cache_seconds=5, tolerance_seconds=300, monotonic=ticks)
+    for n in range(3):
+        assert store.by_secret(f"jf_write_made_up_{n}", f"Bearer jf_write_made_up_{n}") is None
+    assert store.by_header("Bearer jf_write_made_up_0") is None
+    assert store.cached("jf_write_made_up_0") == (True, None)  # no second query within 5 s
+    ticks.now += 6  # all three expired: the next one past the bound clears them
+    store.by_secret("jf_write_made_up_3")
+    assert store.cached("jf_write_made_up_3") == (True, None)
+    assert len(store._by_secret) == 1

@@ -83,9 +83,14 @@ def test_not_json_and_not_an_object(server: Server) -> None:
         listed = client.post("/v1/track", json=[1, 2])
         form = client.post("/v1/track", data={"event": "x"})
         nul = client.post("/v1/track", json={"userId": "a\x00b", "event": "x"})
-    assert [r.status_code for r in (broken, listed, form, nul)] == [400, 400, 415, 400]
+        nul_in_batch = client.post("/v1/batch", json={"batch": [
+            {"type": "track", "userId": "u1", "event": "x"},
+            {"type": "identify", "userId": "u2", "traits": {"email": "a\x00@example.com"}}]})
+    assert [r.status_code for r in (broken, listed, form, nul, nul_in_batch)] == [400, 400, 415, 400, 400]
     assert broken.json()["errors"][0]["field"] == "body"
     assert nul.json()["errors"] == [{"field": "userId", "detail": "must not contain NUL characters"}]
+    assert nul_in_batch.json()["errors"] == [
+        {"field": "batch[1].traits.email", "detail": "must not contain NUL characters"}]
 
 
 def test_a_body_declared_too_large_is_refused_with_413(server: Server) -> None:

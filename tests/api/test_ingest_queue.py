@@ -78,3 +78,25 @@ def test_a_stopped_queue_refuses_work() -> None:
             await queue.submit([message(1)])
 
     asyncio.run(scenario())
+
+
+def test_a_group_holds_at_most_max_messages_but_always_one_request() -> None:
+    async def scenario() -> tuple[list[int | BaseException], Store]:
+        store = Store()
+        queue = IngestQueue(store.commit, max_messages=100)
+        queue.start()
+        first = asyncio.ensure_future(queue.submit([message(0)]))
+        while not store.started.is_set():
+            await asyncio.sleep(0.001)
+        sizes = [60, 30, 20, 150, 5]  # 60 + 30 fit; 20 would pass 100; 150 is alone and too big
+        numbers = iter(range(1, 1 + sum(sizes)))
+        rest = [asyncio.ensure_future(queue.submit([message(next(numbers)) for _ in range(size)])) for size in sizes]
+        await asyncio.sleep(0)
+        store.release.set()
+        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        await queue.stop()
+        return results, store
+
+    results, store = asyncio.run(scenario())
+    assert results == [1, 60, 30, 20, 150, 5]
+    assert [len(group) for group in store.groups] == [1, 90, 20, 150, 5]
