@@ -3,6 +3,8 @@
     python benchmarks/engine.py            # 10,000 profiles, 100,000 events, 10,000 extra due timers, both backends
     python benchmarks/engine.py --profiles 100000 --events 1000000 --timers 1000000   # the issue's full size
     python benchmarks/engine.py --smoke    # CI: a few hundred events on SQLite, so this cannot rot
+    python benchmarks/engine.py --rules both --no-postgres   # compiled and durable-rules matchers, same workload
+    python benchmarks/engine.py --durable-memory 1000000     # matching only: durable-rules' RSS over 1M events
 
 All example journeys are live. Events are a realistic mix (identify, views, carts, purchases,
 redemptions). Printed per backend: end-to-end rate (event in -> stored -> state changed ->
@@ -10,12 +12,14 @@ outbox committed), accept and apply rates apart, per-event apply latency p50/p99
 batch size), timers fired per second (every waiting run of the workload plus `--timers` extra
 users waiting, all due at once), and the storage floor: the same batched reads and writes done
 by bare SQLAlchemy in the same run, so the engine's overhead shows as a ratio. Peak memory is
-the process's maximum RSS.
+the process's maximum RSS; with `--rules`, each backend runs in a fresh process and its peak
+(and that of the durable-rules child) is printed per backend.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import resource
@@ -37,6 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from dsl.graph import CouponNode  # noqa: E402
 from engine.clock import VirtualClock  # noqa: E402
+from engine.durable.backend import RULES_BACKENDS, make_matcher  # noqa: E402
+from engine.matcher import Matcher  # noqa: E402
 from engine.messages import Message, parse_message  # noqa: E402
 from engine.runtime import Runtime  # noqa: E402
 from storage import connect, migrate  # noqa: E402
@@ -154,10 +160,11 @@ def stock_coupon_pools(db: Engine, runtime: Runtime, codes: int) -> None:
                                                     for i in range(start, min(codes, start + 20_000))])
 
 
-def run_engine(url: str, messages: list[Message], extra_timers: int, progress: Progress) -> dict[str, float]:
+def run_engine(url: str, messages: list[Message], extra_timers: int, progress: Progress,
+               matcher: Matcher | None = None) -> dict[str, float]:
     db = fresh(url)
     clock = VirtualClock(START)
-    runtime = Runtime(db, clock)
+    runtime = Runtime(db, clock, matcher=matcher)
     for path in sorted((ROOT / "examples/journeys").glob("*.journey")):
         runtime.publish(path.read_text(encoding="utf-8"), slug=path.stem)
     stock_coupon_pools(db, runtime, codes=len(messages) // 4)
@@ -263,6 +270,82 @@ def run_floor(url: str, messages: list[Message], runs_share: float, progress: Pr
     return len(messages) / elapsed
 
 
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process now, from /proc (Linux), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_backend(rules: str, url: str, profiles: int, events_count: int, extra_timers: int) -> dict[str, float]:
+    """One backend's engine run in a fresh process (spawned), so its peak memory is its own:
+    this process's max RSS, and its children's (the durable-rules child) apart."""
+    messages = generate(profiles, events_count)
+    matcher = make_matcher(rules)
+    try:
+        with Progress(disable=True) as progress:
+            figures = run_engine(url, messages, extra_timers, progress, matcher)
+    finally:
+        close = getattr(matcher, "close", None)
+        if close is not None:
+            close()
+    figures["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["child_peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return figures
+
+
+def compare_rules(args: argparse.Namespace, backends: list[str], console: Console) -> None:
+    """The same workload on SQLite through each rules backend: rates and peak memory."""
+    spawn = multiprocessing.get_context("spawn")
+    table = Table(title=f"Rules backends: {args.events:,} events over {args.profiles:,} profiles on SQLite, "
+                        f"all example journeys live")
+    for column in ("rules", "end to end ev/s", "apply ev/s", "apply p50 ms", "apply p99 ms", "runs", "outbox rows",
+                   "timers/s", "peak MB (engine)", "peak MB (child)"):
+        table.add_column(column, justify="left" if column == "rules" else "right")
+    for rules in backends:
+        with tempfile.TemporaryDirectory() as tmp, spawn.Pool(1) as pool:
+            f = pool.apply(run_backend, (rules, f"sqlite:///{tmp}/engine.db", args.profiles, args.events, args.timers))
+        table.add_row(rules, f"{f['end_to_end_per_s']:,.0f}", f"{f['apply_per_s']:,.0f}", f"{f['p50_ms']:.3f}",
+                      f"{f['p99_ms']:.3f}", f"{f['runs']:,}", f"{f['outbox']:,}", f"{f['timers_per_s']:,.0f}",
+                      f"{f['peak_mb']:,.0f}", f"{f['child_peak_mb']:,.0f}" if rules == "durable" else "-")
+    console.print(table)
+
+
+def durable_memory(count: int, profiles: int, console: Console) -> None:
+    """Matching only, through `DurableMatcher`: `count` events (and profile changes) against
+    every example journey, printing the RSS of this process and of the durable-rules child ten
+    times along the way. Stateless use means both must stay flat."""
+    from dsl import compile_source
+    from engine.durable import DurableMatcher
+    from engine.scope import Scope
+
+    journeys = {path.stem: compile_source(path.read_text(encoding="utf-8"))
+                for path in sorted((ROOT / "examples/journeys").glob("*.journey"))}
+    sample = generate(profiles, min(count, 100_000))
+    users: dict[str, dict[str, Any]] = {}
+    with DurableMatcher() as matcher:
+        matcher.load(journeys)
+        every = max(1, count // 10)
+        began = time.perf_counter()
+        decided = 0
+        for i in range(count):
+            message = sample[i % len(sample)]
+            user = users.setdefault(message.user_id or "", {"tags": []})
+            if message.type == "identify":
+                user.update(message.traits)
+                decided += bool(matcher.on_profile_change(Scope(user, message.timestamp)).enter)
+            else:
+                decided += bool(matcher.on_event(message.event or "", Scope(user, message.timestamp,
+                                                                            message.properties)).enter)
+            if (i + 1) % every == 0:
+                elapsed = time.perf_counter() - began
+                console.print(f"{i + 1:>10,} inputs  {(i + 1) / elapsed:>8,.0f}/s  RSS engine "
+                              f"{_rss_mb(os.getpid()):>6.1f} MB  child {_rss_mb(matcher.child.pid):>6.1f} MB  "
+                              f"(restarts {matcher.child.restarts}, fallbacks {matcher.fallbacks}, "
+                              f"entries {decided:,})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", type=int, default=10_000)
@@ -271,11 +354,24 @@ def main() -> None:
                         help="extra users waiting with a due timer when the timer phase starts")
     parser.add_argument("--smoke", action="store_true", help="a few hundred events on SQLite (CI)")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--rules", choices=[*RULES_BACKENDS, "both"],
+                        help="run the engine on SQLite with this rules backend (or each) in a fresh process, "
+                             "and print rates and peak memory per backend")
+    parser.add_argument("--durable-memory", type=int, metavar="EVENTS",
+                        help="matching only through durable-rules for this many inputs, printing RSS samples")
     args = parser.parse_args()
     if args.smoke:
         args.profiles, args.events, args.timers, args.no_postgres = 100, 600, 500, True
 
     console = Console(width=130)
+    if args.durable_memory:
+        durable_memory(args.durable_memory, args.profiles, console)
+        return
+    if args.rules or args.smoke:  # the smoke run compares both backends too, so neither mode rots
+        compare_rules(args, list(RULES_BACKENDS) if args.rules in ("both", None) else [args.rules], console)
+        if not args.smoke:
+            return
+        durable_memory(1_000, args.profiles, console)
     messages = generate(args.profiles, args.events)
     with tempfile.TemporaryDirectory() as tmp:
         urls = [("SQLite (WAL)", f"sqlite:///{tmp}/engine.db", f"sqlite:///{tmp}/floor.db")]

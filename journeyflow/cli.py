@@ -16,6 +16,7 @@ import click
 
 from dsl import Catalog, JourneyError, compile_journey, format_journey, parse, validate
 from dsl.parser import normalize
+from engine.durable.backend import DEFAULT_RULES_BACKEND, RULES_BACKEND_ENV, RULES_BACKENDS, make_matcher
 
 CATALOG_FILE = "catalog.toml"
 JOURNEY_SUFFIX = ".journey"
@@ -142,6 +143,19 @@ def graph(file: Path, output: str, catalog_path: Path | None) -> None:
         click.echo()
 
 
+rules_backend_option = click.option(
+    "--rules-backend", "rules_backend", type=click.Choice(RULES_BACKENDS), envvar=RULES_BACKEND_ENV,
+    default=DEFAULT_RULES_BACKEND, show_default=True,
+    help=f"What evaluates the journeys' conditions (also ${RULES_BACKEND_ENV}); durable needs the durable extra.")
+
+
+def _close(matcher: object) -> None:
+    """A durable-rules matcher holds a child process: end it as soon as it is done."""
+    close = getattr(matcher, "close", None)
+    if close is not None:
+        close()
+
+
 @main.command()
 @click.argument("journey_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--events", "events_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -149,7 +163,9 @@ def graph(file: Path, output: str, catalog_path: Path | None) -> None:
 @click.option("--until", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
               help="Run the clock to this time (UTC unless a zone is given). Default: until no timer is left.")
 @click.option("--trace", is_flag=True, help="Also print a line for every transition.")
-def simulate(journey_files: tuple[Path, ...], events_file: Path, until: datetime | None, trace: bool) -> None:
+@rules_backend_option
+def simulate(journey_files: tuple[Path, ...], events_file: Path, until: datetime | None, trace: bool,
+             rules_backend: str) -> None:
     """Run journeys on the real engine against a file of events, with a virtual clock; print one
     JSON line per action (and per transition with --trace)."""
     from .simulate import SimulationInputError, read_events
@@ -172,7 +188,12 @@ def simulate(journey_files: tuple[Path, ...], events_file: Path, until: datetime
         sys.exit(1)
     if until is not None and until.tzinfo is None:
         until = until.replace(tzinfo=UTC)
-    for line in run_simulation(sources, messages, until, trace):
+    matcher = make_matcher(rules_backend)
+    try:
+        lines = run_simulation(sources, messages, until, trace, matcher)
+    finally:
+        _close(matcher)
+    for line in lines:
         click.echo(json.dumps(line, ensure_ascii=False, sort_keys=False, default=str))
 
 
@@ -186,7 +207,8 @@ DEFAULT_DATABASE_URL = "sqlite:///journeyflow.db"
 @click.option("--batch", default=500, show_default=True, help="Events or timers applied per transaction.")
 @click.option("--until-idle", is_flag=True, help="Stop when no event is waiting and no timer is due.")
 @click.option("--poll", default=0.5, show_default=True, help="Seconds to sleep when idle.")
-def process(database_url: str, batch: int, until_idle: bool, poll: float) -> None:
+@rules_backend_option
+def process(database_url: str, batch: int, until_idle: bool, poll: float, rules_backend: str) -> None:
     """Apply accepted events, fire due timers and run due schedule ticks, batch by batch."""
     import time
 
@@ -196,7 +218,7 @@ def process(database_url: str, batch: int, until_idle: bool, poll: float) -> Non
 
     db = connect(database_url)
     migrate(db)
-    runtime = Runtime(db, SystemClock())
+    runtime = Runtime(db, SystemClock(), matcher=make_matcher(rules_backend))
     while True:
         done = runtime.process_events(batch) + runtime.fire_due_timers(batch) + runtime.run_due_schedules(batch)
         if done:

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, insert, select
 from actions.templates import TemplateFailed, render
 from dsl import graph as g
 from engine.clock import VirtualClock
+from engine.matcher import Matcher
 from engine.messages import Message, MessageInvalid, parse_message
 from engine.runtime import Runtime, TraceRecord
 from storage import connect, migrate, writer
@@ -79,13 +80,14 @@ class _Output:
 
 
 class Simulation:
-    def __init__(self, sources: list[str], start: datetime, trace: bool = False) -> None:
+    def __init__(self, sources: list[str], start: datetime, trace: bool = False,
+                 matcher: Matcher | None = None) -> None:
         self.db: Engine = connect("sqlite://")
         migrate(self.db)
         self.output = _Output()
         self.trace = trace
         self.clock = VirtualClock(start)
-        self.runtime = Runtime(self.db, self.clock, observer=self._on_trace)
+        self.runtime = Runtime(self.db, self.clock, matcher=matcher, observer=self._on_trace)
         for source in sources:
             self.runtime.publish(source)
         self._stock_coupon_pools()
@@ -195,7 +197,8 @@ class Simulation:
 
 
 def simulate(sources: list[str], messages: list[Message], until: datetime | None = None,
-             trace: bool = False) -> list[dict[str, Any]]:
-    """Run journeys (DSL texts) over messages; the action (and trace) lines, in time order."""
+             trace: bool = False, matcher: Matcher | None = None) -> list[dict[str, Any]]:
+    """Run journeys (DSL texts) over messages; the action (and trace) lines, in time order.
+    `matcher` picks the rules backend (default: the compiled one)."""
     start = messages[0].timestamp if messages else (until or EPOCH)
-    return Simulation(sources, start, trace).run(messages, until)
+    return Simulation(sources, start, trace, matcher).run(messages, until)
