@@ -354,6 +354,7 @@ def main() -> None:
                         help="extra users waiting with a due timer when the timer phase starts")
     parser.add_argument("--smoke", action="store_true", help="a few hundred events on SQLite (CI)")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only (to run the two side by side)")
     parser.add_argument("--rules", choices=[*RULES_BACKENDS, "both"],
                         help="run the engine on SQLite with this rules backend (or each) in a fresh process, "
                              "and print rates and peak memory per backend")
@@ -374,7 +375,7 @@ def main() -> None:
         durable_memory(1_000, args.profiles, console)
     messages = generate(args.profiles, args.events)
     with tempfile.TemporaryDirectory() as tmp:
-        urls = [("SQLite (WAL)", f"sqlite:///{tmp}/engine.db", f"sqlite:///{tmp}/floor.db")]
+        urls = [] if args.no_sqlite else [("SQLite (WAL)", f"sqlite:///{tmp}/engine.db", f"sqlite:///{tmp}/floor.db")]
         if not args.no_postgres:
             urls.append(("PostgreSQL", PG_URL, PG_URL))
         results = []
