@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import builder_ui
 from actions.settings import load_settings
 from engine.runtime import Runtime
 from storage import connect
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         *ingest.routes, *journeys.routes, *analytics.routes, *profiles.routes, *coupons.routes, *health.routes,
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        *builder_ui.routes(),  # the visual builder, under /builder (issue 6)
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         Problem: handle_problem, HTTPException: handle_http_exception})

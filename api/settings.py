@@ -3,6 +3,7 @@ against Segment works here: 32 KB for one message, 500 KB for a batch."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from actions.settings import Settings as ActionSettings
@@ -29,3 +30,6 @@ class Settings:
     actions: ActionSettings | None = None  # the providers and their settings; None: every channel logged
     engine_batch: int = 200  # events or timers per engine transaction (SQLite holds its one writer that long)
     engine_idle_seconds: float = 0.2  # sleep between engine passes that found nothing to do
+    # Workers on Redis (issue 8, docs/deployment.md): when set, /readyz and /metrics report their queue.
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("JOURNEYFLOW_REDIS_URL") or None)
+    queue: str = field(default_factory=lambda: os.environ.get("JOURNEYFLOW_QUEUE") or "journeyflow")

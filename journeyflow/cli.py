@@ -298,4 +298,6 @@ main.add_command(deliveries)
 main.add_command(dispatch)
 main.add_command(dead_letters)
 
+from .worker_cli import worker  # noqa: E402  (issue 8: scale-out workers)
 
+main.add_command(worker)

@@ -2,8 +2,10 @@
 
 On first start (no key in the database) it creates a write key and an admin key and prints
 them once, with the URL and a curl line that sends a track event, so a new user can try the
-API in the first minute. `--examples DIR` publishes the example journeys that are not loaded
-yet (matched by slug, the file's name).
+API in the first minute. When there is no builder user yet it creates the first one, an admin
+named `admin` with a random password, and prints the builder's URL and that password once.
+`--examples DIR` publishes the example journeys that are not loaded yet (matched by slug, the
+file's name).
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy import Engine
 
 from actions.settings import SETTINGS_FILE_ENV
 from dsl import JourneyError
-from engine.clock import SystemClock
+from engine.clock import Clock, SystemClock
 from engine.runtime import Runtime
-from storage import connect, keys, migrate
+from storage import connect, keys, migrate, users
 from storage import journeys as stored
 
 from .keys_cli import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
 
 JOURNEY_SUFFIX = ".journey"
+FIRST_ADMIN = "admin"  # the builder user created on first start
 
 
 def load_examples(runtime: Runtime, directory: Path) -> list[str]:
@@ -39,6 +43,19 @@ def load_examples(runtime: Runtime, directory: Path) -> list[str]:
             raise click.ClickException(error.render(str(path))) from None
         loaded.append(path.stem)
     return loaded
+
+
+def create_first_admin(db: Engine, clock: Clock) -> str | None:
+    """The builder's first user, an admin, when there is no user yet: its password (random,
+    shown once by the caller, stored only as an argon2 hash); None when users exist."""
+    from builder_ui.passwords import generate_password, hash_password
+
+    with db.begin() as conn:
+        if users.count(conn) > 0:
+            return None
+        password = generate_password()
+        users.create_user(conn, FIRST_ADMIN, hash_password(password), True, clock.now())
+    return password
 
 
 def curl_line(url: str, write_key: str) -> str:
@@ -62,8 +79,11 @@ def curl_line(url: str, write_key: str) -> str:
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help=f"Providers' settings (TOML; also ${SETTINGS_FILE_ENV}). Without it every message is logged, "
                    "not sent.")
+@click.option("--redis", "redis_url", envvar="JOURNEYFLOW_REDIS_URL",
+              help="Redis of `journeyflow worker` processes (also $JOURNEYFLOW_REDIS_URL): they apply events and "
+                   "dispatch, not this process; /readyz and /metrics report their queue.")
 def serve(host: str, port: int, database_url: str, examples: Path | None, run_engine: bool, run_dispatcher: bool,
-          actions_path: Path | None) -> None:
+          actions_path: Path | None, redis_url: str | None) -> None:
     """Serve the HTTP API (and, by default, run the engine and the dispatcher) on one database."""
     import os
 
@@ -90,10 +110,16 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
             if first:
                 _, write = keys.create(conn, "write", "first write key", clock.now())
                 _, admin = keys.create(conn, "admin", "first admin key", clock.now())
+        builder_password = create_first_admin(db, clock)
     finally:
         db.dispose()
     url = f"http://{host}:{port}"
     click.echo(f"Journeyflow API on {url} (database {connect_display(database_url)})")
+    if redis_url:  # workers do the engine's and the dispatcher's work (docs/deployment.md)
+        run_engine = run_dispatcher = False
+        click.echo("Events are applied and messages sent by `journeyflow worker` processes on that Redis.")
+    if builder_password is not None:
+        click.echo(f"Builder: {url}/builder/ (shown this once) user {FIRST_ADMIN}, password {builder_password}")
     if first:
         click.echo("Keys, shown this once (`journeyflow keys` manages them):")
         click.echo(f"  write key: {write}")
@@ -104,7 +130,7 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
     import uvicorn
 
     app = create_app(Settings(database_url=database_url, clock=clock, run_engine=run_engine,
-                              run_dispatcher=run_dispatcher, actions=actions))
+                              run_dispatcher=run_dispatcher, actions=actions, redis_url=redis_url or None))
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 

@@ -4,6 +4,8 @@ sensitive."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import func, select, text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -13,6 +15,9 @@ from storage.tables import events, outbox, timers
 
 from ..problems import Unavailable
 from ..services import Services, services
+
+if TYPE_CHECKING:
+    from workers.health import QueueHealth
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -34,7 +39,18 @@ async def readyz(request: Request) -> Response:
         await svc.call(_ping, svc)
     except Exception as error:
         raise Unavailable(f"the database does not answer ({type(error).__name__})") from None
-    return JSONResponse({"status": "ready", "database": svc.db.dialect.name})
+    body: dict[str, object] = {"status": "ready", "database": svc.db.dialect.name}
+    if svc.settings.redis_url:  # workers do the engine's work: say how they are (events are accepted regardless)
+        queue = await _queue_health(svc)
+        body.update(redis="ok" if queue.reachable else "unreachable", workers=queue.workers, queue_jobs=queue.jobs)
+    return JSONResponse(body)
+
+
+async def _queue_health(svc: Services) -> QueueHealth:
+    from workers.health import read
+
+    assert svc.settings.redis_url is not None
+    return await read(svc.settings.redis_url, svc.settings.queue)
 
 
 def _gauges(svc: Services) -> dict[str, object]:
@@ -81,6 +97,10 @@ async def metrics(request: Request) -> Response:
     svc = services(request)
     gauges = await svc.call(_gauges, svc)
     body = exposition(svc.queue.messages_accepted, svc.queue.groups_committed, gauges)
+    if svc.settings.redis_url:
+        from workers.health import exposition as queue_exposition
+
+        body += "\n".join(queue_exposition(await _queue_health(svc))) + "\n"
     return PlainTextResponse(body, media_type=PROMETHEUS_TYPE)
 
 

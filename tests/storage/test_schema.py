@@ -27,7 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, StatementError
 
-import storage.keys  # noqa: F401  (its table is on the same metadata)
+import storage.keys
+import storage.users  # noqa: F401  (its tables are on the same metadata)
 from storage import connect, counters, migrate
 from storage.database import alembic_config
 from storage.tables import (

@@ -1,0 +1,27 @@
+"""What the builder keeps in memory for the life of the app: the login throttle and the cache
+of form suggestions. Kept on the app's state, so two apps in one process (tests) share nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from .drafts import SuggestionCache
+from .throttle import LoginThrottle
+
+
+@dataclass
+class BuilderState:
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    suggestions: SuggestionCache = field(default_factory=SuggestionCache)
+
+
+def builder_state(request: Request) -> BuilderState:
+    """The app's builder state, made on first use (no await in between, so no race)."""
+    state = request.app.state
+    found = getattr(state, "builder", None)
+    if not isinstance(found, BuilderState):
+        found = BuilderState()
+        state.builder = found
+    return found

@@ -1,0 +1,217 @@
+"""The builder in a real browser: Playwright driving Debian's Chromium against a real server.
+
+A marketer signs in, builds the lens cross-sell journey (a split and a wait-for-event) by
+clicks, drags and typing only, reads the DSL it made, publishes it and sees it live in the
+list; then edits the text and watches the canvas follow, and breaks it and sees the error on
+the right step. Screenshots of the main screens go to $JOURNEYFLOW_ARTIFACTS (default: the
+test's tmp dir).
+
+Without /usr/bin/chromium the tests skip, saying what to install; under CI=true they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import PASSWORD, USERNAME, Served
+
+CHROMIUM = Path("/usr/bin/chromium")
+TIMEOUT_MS = 15_000  # for one htmx round trip to show on the page
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' brings playwright")
+
+EXPECTED = """journey "Lens cross-sell"
+  trigger event "purchase" where event.category == "care_solution"
+  goal "bought lenses" on event "purchase" where event.category == "lens" within 14d
+  quiet hours 21:00-09:00
+
+  @wait_1 wait 2d
+  @split_1 split "offer test":
+    50%:
+      @push_1 send push template "lens_intro"
+    50%:
+      @coupon_1 issue coupon "LENS_TRIAL" as trial
+      @sms_1 send sms "Try lenses free with code {{ trial.code }}"
+  @wait_for_1 wait for event "purchase" where event.category == "lens" up to 7d:
+    received:
+      @tag_1 add tag "lens_buyer"
+    timeout:
+      pass
+"""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("JOURNEYFLOW_ARTIFACTS") or tmp_path / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def page(chromium: Path, server: Served) -> Iterator[sync_api.Page]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        context = browser.new_context(base_url=server.url, viewport={"width": 1366, "height": 860})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        sync_api.expect.set_options(timeout=TIMEOUT_MS)
+        page.on("dialog", lambda dialog: dialog.accept())
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def sign_in(page: sync_api.Page, password: str = PASSWORD) -> None:
+    page.goto("/builder/")
+    page.get_by_label("User name").fill(USERNAME)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def insert(page: sync_api.Page, block: str, index: int, kind: str) -> None:
+    """The "+" on an edge, then a step kind from the palette."""
+    page.locator(f'.slot[data-block="{block}"][data-index="{index}"] > .plus').click()
+    page.locator(f'.palette [data-kind="{kind}"]').click()
+
+
+def edit(page: sync_api.Page, step_id: str, values: dict[str, str], selects: dict[str, str] | None = None) -> None:
+    """Open a step's panel, fill its fields, apply, and wait for the text to be saved."""
+    page.locator(f'.step > .node[data-step-id="{step_id}"]').click()
+    form = page.locator("#step-form")
+    sync_api.expect(form.locator("h2")).to_contain_text(f"@{step_id}")
+    for name, value in (selects or {}).items():
+        form.locator(f'select[name="{name}"]').select_option(value)
+    for name, value in values.items():
+        form.locator(f'[name="{name}"]').fill(value)
+    rev = page.locator("#rev").get_attribute("value")
+    form.locator("#apply-step").click()
+    try:
+        sync_api.expect(page.locator("#rev")).not_to_have_attribute("value", rev or "")
+    except AssertionError:
+        page.screenshot(path="/tmp/jf-art/debug.png", full_page=True)
+        print(page.locator("#panel").inner_html())
+        raise
+
+
+def dsl(page: sync_api.Page) -> str:
+    return page.locator("#dsl-text").input_value()
+
+
+def test_a_marketer_builds_publishes_and_edits_the_lens_cross_sell(page: sync_api.Page, artifacts: Path) -> None:
+    expect = sync_api.expect
+    page.goto("/builder/")
+    expect(page).to_have_url(re.compile(r"/builder/login"))
+    page.screenshot(path=artifacts / "01-login.png")
+    sign_in(page)
+    expect(page.get_by_role("heading", name="Journeys")).to_be_visible()
+
+    page.get_by_label("New journey").fill("Lens cross-sell")
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator(".journey-name")).to_have_text("Lens cross-sell")
+
+    # Settings: trigger, goal, quiet hours.
+    page.get_by_role("button", name="Settings", exact=True).click()
+    settings = page.locator("#settings-form")
+    settings.locator('[name="trigger_event_0"]').fill("purchase")
+    settings.locator('[name="trigger_where_0"]').fill('event.category == "care_solution"')
+    settings.locator('[name="goal_name_0"]').fill("bought lenses")
+    settings.locator('[name="goal_event_0"]').fill("purchase")
+    settings.locator('[name="goal_where_0"]').fill('event.category == "lens"')
+    settings.locator('[name="goal_within_0"]').fill("14d")
+    settings.locator('[name="quiet_start"]').fill("21:00")
+    settings.locator('[name="quiet_end"]').fill("09:00")
+    settings.locator("#apply-settings").click()
+    expect(page.locator("#dsl-text")).to_have_value(re.compile("quiet hours 21:00-09:00"))
+
+    # A wait, inserted with the keyboard: "+" then Enter on the palette's first step kind.
+    page.locator('.slot[data-block=""][data-index="0"] > .plus').focus()
+    page.keyboard.press("Enter")
+    expect(page.locator('.palette [data-kind="wait"]')).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator('.node[data-step-id="wait_1"]')).to_be_visible()
+    edit(page, "wait_1", {"duration": "2d"})
+
+    # The split, dragged from the palette onto the edge after the wait.
+    page.locator('.palette [data-kind="split"]').drag_to(page.locator('.slot[data-block=""][data-index="1"]'))
+    expect(page.locator('.node[data-step-id="split_1"]')).to_be_visible()
+    edit(page, "split_1", {"name": "offer test"})
+    insert(page, "1.0", 0, "push")
+    edit(page, "push_1", {"template": "lens_intro"}, selects={"content": "template"})
+    insert(page, "1.1", 0, "coupon")
+    edit(page, "coupon_1", {"pool": "LENS_TRIAL", "result": "trial"})
+    insert(page, "1.1", 1, "sms")
+    page.locator('.node[data-step-id="sms_1"]').click()
+    page.locator('#step-form [name="text"]').fill("Try lenses free with code {{ trial.code }}")
+    expect(page.locator("#preview .preview-text")).to_have_text("Try lenses free with code SAMPLE-7Q2K")
+    page.screenshot(path=artifacts / "02-step-panel-preview.png")
+    rev = page.locator("#rev").get_attribute("value")
+    page.locator("#apply-step").click()
+    expect(page.locator("#rev")).not_to_have_attribute("value", rev or "")
+
+    # The wait for event, with a tag when the purchase comes.
+    insert(page, "", 2, "wait_for_event")
+    edit(page, "wait_for_1", {"event": "purchase", "where": 'event.category == "lens"', "timeout": "7d"})
+    insert(page, "2.0", 0, "tag")
+    edit(page, "tag_1", {"tag": "lens_buyer"})
+
+    expect(page.locator("#dsl-text")).to_have_value(EXPECTED)
+    expect(page.locator("#problems")).to_contain_text("No problems")
+    page.screenshot(path=artifacts / "03-canvas.png", full_page=True)
+
+    page.locator("#publish").click()
+    expect(page.locator("#status .badge")).to_have_text("live")
+    expect(page.locator("#status .version")).to_contain_text("live v1")
+
+    page.goto("/builder/")
+    row = page.locator('tr[data-slug="lens-cross-sell"]')
+    expect(row.locator(".badge")).to_have_text("live")
+    expect(row.locator(".version")).to_have_text("v1")
+    page.screenshot(path=artifacts / "04-journey-list.png")
+
+    # The text drives the canvas: a new wait, then an error that lands on its step.
+    row.get_by_role("link").click()
+    area = page.locator("#dsl-text")
+    area.fill(EXPECTED.replace("@wait_1 wait 2d", "@wait_1 wait 3d"))
+    expect(page.locator('.node[data-step-id="wait_1"] .summary')).to_have_text("wait 3d")
+    area.fill(EXPECTED.replace("{{ trial.code }}", "{{ trail.code }}"))
+    broken = page.locator('.step[data-step-id="sms_1"]')
+    expect(broken).to_have_class(re.compile("has-problem"))
+    expect(broken.locator(".problem-text").first).to_contain_text("unknown name 'trail'")
+    expect(page.locator("#problems")).to_contain_text("line 12")
+    area.fill(EXPECTED.replace("@wait_1 wait 2d", "@wait_1 wait 2 days"))
+    expect(page.locator('.step[data-step-id="wait_1"]')).to_have_class(re.compile("broken"))
+    expect(page.locator('.step[data-step-id="wait_1"] .problem-text')).to_contain_text("line 6")
+    expect(page.locator('.node[data-step-id="tag_1"]')).to_be_visible()  # the rest is still drawn
+    page.screenshot(path=artifacts / "05-syntax-error-on-step.png", full_page=True)
+    page.locator("#publish").click()
+    expect(page.locator("#toast")).to_contain_text("Not published")
+
+
+def test_wrong_passwords_are_refused_and_changes_need_the_csrf_token(page: sync_api.Page, server: Served) -> None:
+    sign_in(page, password="wrong")
+    sync_api.expect(page.locator(".error")).to_contain_text("do not match")
+    sign_in(page)
+    sync_api.expect(page.get_by_role("heading", name="Journeys")).to_be_visible()
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    refused = httpx.post(f"{server.url}/builder/journeys", data={"name": "Forged"}, cookies=cookies)
+    assert refused.status_code == 403
+    page.reload()
+    assert "Forged" not in page.content()
