@@ -167,7 +167,7 @@ def run_engine(url: str, messages: list[Message], extra_timers: int, progress: P
     runtime = Runtime(db, clock, matcher=matcher)
     for path in sorted((ROOT / "examples/journeys").glob("*.journey")):
         runtime.publish(path.read_text(encoding="utf-8"), slug=path.stem)
-    stock_coupon_pools(db, runtime, codes=len(messages) // 4)
+    stock_coupon_pools(db, runtime, codes=len(messages) // 10)
     task = progress.add_task(f"engine on {db.dialect.name}", total=len(messages))
     accept_time = apply_time = 0.0
     latencies: list[float] = []

@@ -194,7 +194,10 @@ def claim(conn: Connection, pool_name: str, profile_id: int, run_id: int | None,
     codes = coupon_codes.c
     in_pool = select(coupon_pools.c.id).where(coupon_pools.c.name == pool_name).scalar_subquery()
     free = (select(codes.id)
-            .where(and_(codes.pool_id == in_pool, codes.profile_id.is_(None), codes.claim_key.is_(None),
+            # No `claim_key IS NULL` here: a claim sets it with profile_id, so it adds nothing, and
+            # SQLite would pick that column's unique index and walk every unclaimed code of every
+            # pool (a claim took ~0.1 s with 2.7 million codes) instead of this pool's.
+            .where(and_(codes.pool_id == in_pool, codes.profile_id.is_(None),
                         codes.redeemed_at.is_(None), or_(codes.expires_at.is_(None), codes.expires_at > now)))
             .order_by(codes.id).limit(1))
     if conn.dialect.name == "postgresql":
