@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Integer, and_, cast, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dsl import compile_source
@@ -61,7 +61,7 @@ from .scope import Scope
 from .timing import zone
 from .unit_of_work import Profile, RunRow, TraceRecord, UnitHistory, UnitOfWork, UnitPorts, chunks
 
-PARTITION_LOCK_BASE = 0x4A46_0000_0000  # advisory lock keys of event partitions ("JF" + the partition)
+MAX_PARTITIONS = 32_767  # a partition's lock key is count * 65536 + index, within PostgreSQL's int4
 REDEMPTION_EVENT = "coupon_redeemed"  # {code, pool?}: marks the code used, in the batch's transaction
 SCHEDULE_CATCH_UP = timedelta(days=1)  # how late a missed schedule tick may still fire
 JOURNEY_LEVEL = "__journey__"  # the step id under which journey-wide counters are kept
@@ -183,11 +183,12 @@ class Runtime:
         serialises everything.
         """
         index, count = partition
-        if not 0 <= index < count:
-            raise ValueError(f"partition {index} of {count}: the index must be in 0..{count - 1}")
+        if not 0 <= index < count <= MAX_PARTITIONS:
+            raise ValueError(f"partition {index} of {count}: the index must be in 0..{count - 1}, "
+                             f"and there are at most {MAX_PARTITIONS} partitions")
         with self.writer.begin() as conn:
-            if conn.dialect.name == "postgresql" and not conn.execute(
-                    select(func.pg_try_advisory_xact_lock(PARTITION_LOCK_BASE + count * 1_000_000 + index))).scalar():
+            if conn.dialect.name == "postgresql" and not conn.execute(select(func.pg_try_advisory_xact_lock(
+                    partition_lock_space(), cast(count * 65_536 + index, Integer)))).scalar():
                 return 0
             query = select(events).where(events.c.processed_at.is_(None))
             if count > 1:
@@ -479,6 +480,13 @@ class Runtime:
                     finished_at=unit.now if len(ids) < batch else None))
             entered += here
             self._publish_traces(unit)
+
+
+def partition_lock_space() -> ColumnElement[int]:
+    """The first key of the partitions' advisory locks: a hash of the schema, because advisory
+    locks belong to the whole database, and installations in separate schemas of one database
+    (tests, benchmarks, tenants) must not hold each other's partitions."""
+    return func.hashtext(func.concat(func.current_schema(), ":journeyflow-events"))
 
 
 def _metric(trace: Trace) -> tuple[str, str] | None:

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, Integer, cast, func, insert, select
 
 from engine.clock import VirtualClock
 from engine.messages import parse_message
-from engine.runtime import PARTITION_LOCK_BASE, Runtime, TraceRecord
+from engine.runtime import Runtime, TraceRecord, partition_lock_space
 from storage import writer
 from storage.replies import deliver_reply
 from storage.tables import (
@@ -380,7 +380,7 @@ def test_a_partition_applies_only_its_users_events_and_has_one_consumer(db: Engi
     evens = {p for p in owners if p % 2 == 0}
     if db.dialect.name == "postgresql":  # another worker holds partition 0 of 2: this one waits its turn
         with db.connect() as other, other.begin():
-            other.execute(select(func.pg_try_advisory_xact_lock(PARTITION_LOCK_BASE + 2 * 1_000_000 + 0)))
+            other.execute(select(func.pg_try_advisory_xact_lock(partition_lock_space(), cast(2 * 65_536 + 0, Integer))))
             assert runtime.process_events(partition=(0, 2)) == 0
     assert runtime.process_events(partition=(0, 2)) == len(evens)
     assert {r.profile_id for r in rows(db, outbox)} == evens

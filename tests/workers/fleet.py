@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
-from engine.runtime import PARTITION_LOCK_BASE
+from engine.runtime import partition_lock_space
 
 # The actions settings of every test worker: the log provider (the default) without a rate
 # limit, 1 s request timeouts, and a 5 s lease, so rows of a killed dispatcher come back soon.
@@ -87,7 +87,9 @@ def in_event_batch(db: Engine, pid: int) -> bool:
     """Whether worker `pid` is inside an event batch right now: its connection holds a
     partition's advisory lock, which lives exactly as long as that batch's transaction."""
     with db.connect() as conn:
+        space = conn.execute(select(partition_lock_space())).scalar_one()
         return bool(conn.execute(text(
             "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :high AND a.application_name = :name"),
-            {"name": f"journeyflow-worker-{pid}", "high": PARTITION_LOCK_BASE >> 32}).scalar_one())
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+            "AND l.classid = CAST(CAST(:space AS integer) AS oid) AND a.application_name = :name"),
+            {"space": space, "name": f"journeyflow-worker-{pid}"}).scalar_one())
