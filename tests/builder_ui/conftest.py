@@ -8,27 +8,22 @@ on an anyio deprecation; a real server also exercises cookies as a browser gets 
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from api.app import create_app
 from api.settings import Settings
 from builder_ui.passwords import hash_password
 from engine.clock import SystemClock
 from storage import connect, migrate, users
+from tests.api.conftest import serve_in_thread
 
 USERNAME, PASSWORD = "marketer", "correct horse battery staple"
 HIDDEN_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 REV = re.compile(r'id="rev" name="rev" value="([^"]+)"')
-STARTUP_POLLS = 500  # 10 ms apart
 
 
 def make_database(path: Path) -> str:
@@ -50,21 +45,9 @@ class Served:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Served]:
     database_url = make_database(tmp_path / "builder.db")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(Settings(database_url=database_url)), log_level="warning", lifespan="on",
-                            ws="none")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(STARTUP_POLLS):
-        if running.started or not thread.is_alive():
-            break
-        time.sleep(0.01)
-    assert running.started, "uvicorn did not start"
-    host, port = sock.getsockname()
+    running, thread, url = serve_in_thread(Settings(database_url=database_url))
     try:
-        yield Served(f"http://{host}:{port}", database_url)
+        yield Served(url, database_url)
     finally:
         running.should_exit = True
         thread.join()
