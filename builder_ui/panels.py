@@ -150,14 +150,25 @@ async def step_check(request: Request) -> Response:
     return render_template(request, "step_check.html", {"errors": errors, "preview": preview(form)})
 
 
-@login_required
-async def step_apply(request: Request) -> Response:
+async def _editable(request: Request) -> tuple[dict[str, str], Any, cv.Canvas, Response | None]:
+    """The submitted form, the draft and its canvas, and the 409 to answer instead when the
+    form was made on another revision of the text or the text does not read."""
     form = fields(await request.form())
     draft = await draft_of(request)
     canvas = cv.build(draft.source)
     if form.get("rev") != canvas.rev or canvas.journey is None or not canvas.parses:
-        return workspace(request, draft, canvas, status_code=409,
-                         message="The journey changed, or its text does not read: nothing was saved.")
+        return form, draft, canvas, workspace(request, draft, canvas, status_code=409,
+                                              message="The journey changed, or its text does not read: "
+                                                      "nothing was saved.")
+    return form, draft, canvas, None
+
+
+@login_required
+async def step_apply(request: Request) -> Response:
+    form, draft, canvas, stale = await _editable(request)
+    if stale is not None:
+        return stale
+    assert canvas.journey is not None
     try:
         path = _path(form)
         edited, errors = check_step(canvas.journey, path, form)
@@ -193,12 +204,10 @@ async def settings_panel(request: Request) -> Response:
 
 @login_required
 async def settings_apply(request: Request) -> Response:
-    form = fields(await request.form())
-    draft = await draft_of(request)
-    canvas = cv.build(draft.source)
-    if form.get("rev") != canvas.rev or canvas.journey is None or not canvas.parses:
-        return workspace(request, draft, canvas, status_code=409,
-                         message="The journey changed, or its text does not read: nothing was saved.")
+    form, draft, canvas, stale = await _editable(request)
+    if stale is not None:
+        return stale
+    assert canvas.journey is not None
     edited, errors = forms.settings_from_fields(canvas.journey, form)
     if edited is None:
         return _settings_panel(request, draft, form, errors, await _context(request), canvas, status_code=422)
