@@ -64,9 +64,11 @@ SCHEMAS: dict[str, Schema] = {
     },
     "VersionInfo": {
         "type": "object",
-        "required": ["version", "id", "draft", "live", "created_at", "published_at"],
+        "required": ["version", "id", "draft", "live", "created_at", "published_at", "published_by"],
         "properties": {"version": INTEGER, "id": INTEGER, "draft": BOOLEAN, "live": BOOLEAN,
-                       "created_at": TIME, "published_at": _nullable(TIME)},
+                       "created_at": TIME, "published_at": _nullable(TIME),
+                       "published_by": {"type": ["string", "null"],
+                                        "description": "user:<builder user> or key:<API key name>"}},
     },
     "Version": {
         "allOf": [_ref("VersionInfo"), {

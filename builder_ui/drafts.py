@@ -1,7 +1,7 @@
 """The builder's blocking database work, run on worker threads by the views.
 
 Journeys are created, drafted, published, paused and resumed through the very functions the
-HTTP API uses (`api.routes.journeys`), so a publish from the builder takes the same lock, runs
+HTTP API uses (`api.journey_service`), so a publish from the builder takes the same lock, runs
 the same checks and numbers versions the same way as one from the API.
 
 The list's figures come from what is cheap to read at any size: users in the journey from the
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import desc, func, select
 
+from api import journey_service
 from api.problems import Problem
-from api.routes import journeys as api_journeys
 from api.services import Services
 from dsl import JourneyError, parse
 from engine.runtime import JOURNEY_LEVEL, slugify
@@ -84,7 +84,7 @@ def load(svc: Services, slug: str) -> Draft | None:
 
 def save(svc: Services, slug: str, source: str) -> None:
     try:
-        api_journeys._save_draft(svc, slug, source)
+        journey_service.save_draft(svc, slug, source)
     except Problem as problem:
         raise _refusing(problem) from None
 
@@ -102,7 +102,7 @@ def create(svc: Services, name: str) -> str:
     for n in range(1, 1000):
         slug = base if n == 1 else f"{base}-{n}"
         try:
-            api_journeys._create(svc, source, slug)
+            journey_service.create(svc, source, slug)
             return slug
         except Problem as problem:
             if problem.status != 409:
@@ -110,16 +110,16 @@ def create(svc: Services, name: str) -> str:
     raise Refused("too many journeys with that name")
 
 
-def publish(svc: Services, slug: str) -> None:
+def publish(svc: Services, slug: str, username: str) -> None:
     try:
-        api_journeys._publish(svc, slug)
+        journey_service.publish(svc, slug, f"user:{username}")
     except Problem as problem:
         raise _refusing(problem) from None
 
 
 def set_status(svc: Services, slug: str, action: str) -> None:
     try:
-        api_journeys._set_status(svc, slug, action)
+        journey_service.set_status(svc, slug, action)
     except Problem as problem:
         raise _refusing(problem) from None
 

@@ -24,7 +24,7 @@ from dsl.formatter import format_journey
 
 from . import canvas as cv
 from . import drafts, edits, palette
-from .sessions import login_required
+from .sessions import login_required, session_of
 from .state import builder_state
 from .templating import render
 
@@ -180,7 +180,7 @@ async def status(request: Request) -> Response:
             return workspace(request, draft, current, status_code=422,
                              message=f"Not published: {count} problem{'s' if count != 1 else ''} to fix first, "
                                      "marked on the steps.")
-        call: Callable[[Services, str], None] = drafts.publish
+        call: Callable[[Services, str], None] = partial(drafts.publish, username=session_of(request).user.username)
         done = "Published: the new version is live."
     else:
         call = partial(drafts.set_status, action=action)

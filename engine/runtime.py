@@ -101,8 +101,9 @@ class Runtime:
 
     # ------------------------------------------------------------------ journeys
 
-    def publish(self, source: str, slug: str | None = None) -> int:
-        """Compile and publish a new version of a journey (creating it if new); its id."""
+    def publish(self, source: str, slug: str | None = None, published_by: str | None = None) -> int:
+        """Compile and publish a new version of a journey (creating it if new); its id.
+        `published_by` names who did it ("user:<name>", "key:<name>"), shown in version lists."""
         compiled = compile_source(source)
         now = self.clock.now()
         slug = slug or slugify(compiled.name)
@@ -116,7 +117,8 @@ class Runtime:
                                   .where(journey_versions.c.journey_id == journey_id)).scalar_one() + 1
             version_id = conn.execute(insert(journey_versions).values(
                 journey_id=journey_id, version=number, source=source, graph=compiled.to_dict(),
-                created_at=now, published_at=now).returning(journey_versions.c.id)).scalar_one()
+                created_at=now, published_at=now, published_by=published_by,
+            ).returning(journey_versions.c.id)).scalar_one()
             conn.execute(update(journeys).where(journeys.c.id == journey_id).values(
                 live_version_id=version_id, name=compiled.name, status="live", updated_at=now))
         self.reload()

@@ -40,6 +40,7 @@ class Version:
     graph: dict[str, Any]
     created_at: datetime
     published_at: datetime | None
+    published_by: str | None = None
 
     @property
     def is_draft(self) -> bool:
@@ -150,7 +151,7 @@ def _journey(row: Row[Any]) -> Journey:
 
 def _version(row: Row[Any]) -> Version:
     return Version(row.id, row.journey_id, row.version, row.source, dict(row.graph or {}), row.created_at,
-                   row.published_at)
+                   row.published_at, row.published_by)
 
 
 __all__ = ["Journey", "Version", "absorb_draft", "by_id", "create", "diff", "draft", "get", "list_all",

@@ -133,6 +133,7 @@ journey_versions = Table(
     Column("graph", JSON, nullable=False),  # the compiled graph runs execute
     Column("created_at", UTCDateTime, nullable=False),
     Column("published_at", UTCDateTime, nullable=True),
+    Column("published_by", String, nullable=True),  # "user:<name>" from the builder, "key:<name>" from the API
     UniqueConstraint("journey_id", "version"),
 )
 

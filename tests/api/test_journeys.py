@@ -62,6 +62,7 @@ def test_a_draft_is_created_edited_published_and_versioned(server: Server) -> No
 
         versions = client.get("/v1/journeys/vip/versions").json()["versions"]
         assert [(v["version"], v["draft"], v["live"]) for v in versions] == [(1, False, False), (2, False, True)]
+        assert {v["published_by"] for v in versions} == {"key:test admin"}
         assert client.get("/v1/journeys/vip/versions/1").json()["source"] == VIP
         diff = client.get("/v1/journeys/vip/diff", params={"from": 1, "to": 2}).json()["diff"]
         assert "-  @rest wait 1d\n+  @rest wait 2d\n" in diff

@@ -4,11 +4,13 @@ edits on a stale page, the DSL panel, publishing with problems, and escaping."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from builder_ui import throttle
 from engine.clock import SystemClock
 from journeyflow.serve import FIRST_ADMIN, create_first_admin
 from storage import connect, users
+from storage.tables import journey_versions
 
 from .conftest import HIDDEN_CSRF, PASSWORD, USERNAME, Builder
 
@@ -114,6 +116,21 @@ def test_a_publish_with_problems_is_refused_and_shows_them_on_the_steps(signed_i
     assert "Not published" in refused.text
     assert 'class="step has-problem" data-path="0" data-step-id="hello"' in refused.text
     assert "unknown name &#39;nobody&#39;" in refused.text
+
+
+def test_a_publish_from_the_builder_records_who_published(signed_in: Builder) -> None:
+    slug = create(signed_in, "Signed")
+    csrf = signed_in.csrf()
+    published = signed_in.htmx(f"/builder/journeys/{slug}/publish", {}, csrf)
+    assert published.status_code == 200, published.text
+    db = connect(signed_in.database_url)
+    try:
+        with db.connect() as conn:
+            by = conn.execute(select(journey_versions.c.published_by)
+                              .where(journey_versions.c.published_at.is_not(None))).scalars().all()
+    finally:
+        db.dispose()
+    assert by == [f"user:{USERNAME}"]
 
 
 def test_user_text_is_escaped_everywhere(signed_in: Builder) -> None:
