@@ -7,10 +7,12 @@ on an anyio deprecation; a real server also exercises cookies as a browser gets 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -21,7 +23,12 @@ from engine.clock import SystemClock
 from storage import connect, migrate, users
 from tests.api.conftest import serve_in_thread
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 USERNAME, PASSWORD = "marketer", "correct horse battery staple"
+CHROMIUM = Path("/usr/bin/chromium")
+TIMEOUT_MS = 15_000  # for one htmx round trip to show on the page
 HIDDEN_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 REV = re.compile(r'id="rev" name="rev" value="([^"]+)"')
 
@@ -89,3 +96,50 @@ def builder(server: Served) -> Iterator[Builder]:
 def signed_in(builder: Builder) -> Builder:
     assert builder.login().status_code == 303
     return builder
+
+
+# ------------------------------------------------------------------ a real browser (Playwright)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    """Debian's Chromium: without it the browser tests skip, saying what to install; under
+    CI=true they fail."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """Where screenshots go: $JOURNEYFLOW_ARTIFACTS, else the test's tmp dir."""
+    folder = Path(os.environ.get("JOURNEYFLOW_ARTIFACTS") or tmp_path / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def page(chromium: Path, server: Served) -> Iterator[Page]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' brings playwright")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        context = browser.new_context(base_url=server.url, viewport={"width": 1366, "height": 860})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        sync_api.expect.set_options(timeout=TIMEOUT_MS)
+        page.on("dialog", lambda dialog: dialog.accept())
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def sign_in(page: Page, password: str = PASSWORD) -> None:
+    page.goto("/builder/")
+    page.get_by_label("User name").fill(USERNAME)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()

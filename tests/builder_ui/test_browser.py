@@ -11,18 +11,13 @@ Without /usr/bin/chromium the tests skip, saying what to install; under CI=true 
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import PASSWORD, USERNAME, Served
-
-CHROMIUM = Path("/usr/bin/chromium")
-TIMEOUT_MS = 15_000  # for one htmx round trip to show on the page
+from .conftest import Served, sign_in
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' brings playwright")
 
@@ -46,46 +41,6 @@ EXPECTED = """journey "Lens cross-sell"
 """
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("JOURNEYFLOW_ARTIFACTS") or tmp_path / "artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture
-def page(chromium: Path, server: Served) -> Iterator[sync_api.Page]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-        context = browser.new_context(base_url=server.url, viewport={"width": 1366, "height": 860})
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        sync_api.expect.set_options(timeout=TIMEOUT_MS)
-        page.on("dialog", lambda dialog: dialog.accept())
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-
-
-def sign_in(page: sync_api.Page, password: str = PASSWORD) -> None:
-    page.goto("/builder/")
-    page.get_by_label("User name").fill(USERNAME)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
 def insert(page: sync_api.Page, block: str, index: int, kind: str) -> None:
     """The "+" on an edge, then a step kind from the palette."""
     page.locator(f'.slot[data-block="{block}"][data-index="{index}"] > .plus').click()
@@ -103,12 +58,7 @@ def edit(page: sync_api.Page, step_id: str, values: dict[str, str], selects: dic
         form.locator(f'[name="{name}"]').fill(value)
     rev = page.locator("#rev").get_attribute("value")
     form.locator("#apply-step").click()
-    try:
-        sync_api.expect(page.locator("#rev")).not_to_have_attribute("value", rev or "")
-    except AssertionError:
-        page.screenshot(path="/tmp/jf-art/debug.png", full_page=True)
-        print(page.locator("#panel").inner_html())
-        raise
+    sync_api.expect(page.locator("#rev")).not_to_have_attribute("value", rev or "")
 
 
 def dsl(page: sync_api.Page) -> str:
