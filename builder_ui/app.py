@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import editor, login, pages, panels
+from . import editor, login, pages, panels, report, simulation
 
 PREFIX = "/builder"
 JOURNEY = "/journeys/{slug}"
@@ -37,6 +37,8 @@ def _builder_routes() -> list[BaseRoute]:
         Route(f"{JOURNEY}/step", panels.step_apply, methods=post),
         Route(f"{JOURNEY}/settings", panels.settings_panel, methods=["GET"]),
         Route(f"{JOURNEY}/settings", panels.settings_apply, methods=post),
+        *simulation.ROUTES,
+        *report.ROUTES,
         Mount("/static", StaticFiles(packages=[("builder_ui", "static")]), name="static"),
     ]
 

@@ -1,0 +1,7 @@
+"""(issue 7, in progress)"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+ROUTES: list[BaseRoute] = []  # relative to /builder
