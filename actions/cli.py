@@ -99,8 +99,10 @@ def _settings(path: Path | None) -> Settings:
 
 @click.command()
 @database_option
-@click.option("--settings", "settings_path", envvar=SETTINGS_FILE_ENV, type=click.Path(dir_okay=False, path_type=Path),
-              help=f"The actions settings TOML file (also ${SETTINGS_FILE_ENV}); without it, every channel logs.")
+@click.option("--actions-settings", "--settings", "settings_path", envvar=SETTINGS_FILE_ENV,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help=f"The actions settings TOML file (also ${SETTINGS_FILE_ENV}); without it, every channel logs. "
+                   "(--settings is its older name.)")
 @click.option("--once", is_flag=True, help="Dispatch one batch, then stop.")
 @click.option("--until-idle", is_flag=True, help="Stop when nothing is due.")
 def dispatch(database_url: str, settings_path: Path | None, once: bool, until_idle: bool) -> None:

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 import builder_ui
 from actions.settings import load_settings
+from engine.durable.backend import make_matcher
 from engine.runtime import Runtime
 from storage import connect
 
@@ -39,7 +40,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = connect(settings.database_url)
         lock = threading.RLock()
-        runtime = Runtime(db, settings.clock)
+        runtime = Runtime(db, settings.clock, matcher=make_matcher(settings.rules_backend))
         keys = KeyStore(db, settings.key_cache_seconds, settings.signature_tolerance_seconds)
         svc = Services(settings, db, runtime, keys, IngestQueue(lambda m: svc.accept(m),
                                                                 settings.group_commit_max_messages), lock)
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> Starlette:
                 svc.engine.stop()
             if dispatch is not None:
                 dispatch.stop()
+            runtime.close()
             db.dispose()
 
     routes = [

@@ -58,6 +58,10 @@ class Matcher(Protocol):
         """For entries by API or schedule; KeyError for a journey that is not loaded."""
         ...
 
+    def close(self) -> None:
+        """Release what the backend holds (durable-rules: its child process). Nothing, by default."""
+        return None
+
 
 # --------------------------------------------------------------------------- compiled backend
 

@@ -145,6 +145,11 @@ class Runtime:
             self.programs[version_id] = program
         return program
 
+    def close(self) -> None:
+        """Release the rules backend (durable-rules keeps a child process). The database engine
+        is the caller's, and stays open."""
+        self.matcher.close()
+
     def reload(self) -> None:
         """Re-read which journeys are live and hand their versions (and the versions that still
         have live runs) to the matcher."""

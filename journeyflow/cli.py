@@ -16,7 +16,11 @@ import click
 
 from dsl import Catalog, JourneyError, compile_journey, format_journey, parse, validate
 from dsl.parser import normalize
-from engine.durable.backend import DEFAULT_RULES_BACKEND, RULES_BACKEND_ENV, RULES_BACKENDS, make_matcher
+from engine.durable.backend import make_matcher
+
+from . import config
+from .config import CONFIG_ENV
+from .options import rules_backend_option
 
 CATALOG_FILE = "catalog.toml"
 JOURNEY_SUFFIX = ".journey"
@@ -63,8 +67,16 @@ def _catalog_for(file: Path, explicit: Catalog | None) -> Catalog | None:
 
 @click.group()
 @click.version_option(package_name="journeyflow")
-def main() -> None:
+@click.option("--config", "config_path", envvar=CONFIG_ENV, type=click.Path(dir_okay=False, path_type=Path),
+              help=f"Settings file (TOML; also ${CONFIG_ENV}; default ./journeyflow.toml if present): the "
+                   "commands' options, see docs/settings.md. The command line and environment win over it.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
     """Journeyflow: lifecycle journeys as readable text, run by a durable engine."""
+    found = config.find(config_path)
+    if found is not None:
+        assert isinstance(ctx.command, click.Group)
+        ctx.default_map = config.load(found, ctx.command)
 
 
 @main.command()
@@ -143,19 +155,6 @@ def graph(file: Path, output: str, catalog_path: Path | None) -> None:
         click.echo()
 
 
-rules_backend_option = click.option(
-    "--rules-backend", "rules_backend", type=click.Choice(RULES_BACKENDS), envvar=RULES_BACKEND_ENV,
-    default=DEFAULT_RULES_BACKEND, show_default=True,
-    help=f"What evaluates the journeys' conditions (also ${RULES_BACKEND_ENV}); durable needs the durable extra.")
-
-
-def _close(matcher: object) -> None:
-    """A durable-rules matcher holds a child process: end it as soon as it is done."""
-    close = getattr(matcher, "close", None)
-    if close is not None:
-        close()
-
-
 @main.command()
 @click.argument("journey_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--events", "events_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -192,7 +191,7 @@ def simulate(journey_files: tuple[Path, ...], events_file: Path, until: datetime
     try:
         lines = run_simulation(sources, messages, until, trace, matcher)
     finally:
-        _close(matcher)
+        matcher.close()
     for line in lines:
         click.echo(json.dumps(line, ensure_ascii=False, sort_keys=False, default=str))
 
@@ -219,14 +218,17 @@ def process(database_url: str, batch: int, until_idle: bool, poll: float, rules_
     db = connect(database_url)
     migrate(db)
     runtime = Runtime(db, SystemClock(), matcher=make_matcher(rules_backend))
-    while True:
-        done = runtime.process_events(batch) + runtime.fire_due_timers(batch) + runtime.run_due_schedules(batch)
-        if done:
-            continue
-        if until_idle:
-            return
-        time.sleep(poll)
-        runtime.reload()
+    try:
+        while True:
+            done = runtime.process_events(batch) + runtime.fire_due_timers(batch) + runtime.run_due_schedules(batch)
+            if done:
+                continue
+            if until_idle:
+                return
+            time.sleep(poll)
+            runtime.reload()
+    finally:
+        runtime.close()
 
 
 @main.command("import")

@@ -25,6 +25,7 @@ from storage import connect, keys, migrate, users
 from storage import journeys as stored
 
 from .keys_cli import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
+from .options import rules_backend_option
 
 JOURNEY_SUFFIX = ".journey"
 FIRST_ADMIN = "admin"  # the builder user created on first start
@@ -82,8 +83,9 @@ def curl_line(url: str, write_key: str) -> str:
 @click.option("--redis", "redis_url", envvar="JOURNEYFLOW_REDIS_URL",
               help="Redis of `journeyflow worker` processes (also $JOURNEYFLOW_REDIS_URL): they apply events and "
                    "dispatch, not this process; /readyz and /metrics report their queue.")
+@rules_backend_option
 def serve(host: str, port: int, database_url: str, examples: Path | None, run_engine: bool, run_dispatcher: bool,
-          actions_path: Path | None, redis_url: str | None) -> None:
+          actions_path: Path | None, redis_url: str | None, rules_backend: str) -> None:
     """Serve the HTTP API (and, by default, run the engine and the dispatcher) on one database."""
     import os
 
@@ -130,7 +132,8 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
     import uvicorn
 
     app = create_app(Settings(database_url=database_url, clock=clock, run_engine=run_engine,
-                              run_dispatcher=run_dispatcher, actions=actions, redis_url=redis_url or None))
+                              run_dispatcher=run_dispatcher, actions=actions, redis_url=redis_url or None,
+                              rules_backend=rules_backend))
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 

@@ -20,6 +20,7 @@ from workers.constants import (
 )
 
 from .keys_cli import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
+from .options import rules_backend_option
 
 REDIS_URL_ENV = "JOURNEYFLOW_REDIS_URL"
 QUEUE_ENV = "JOURNEYFLOW_QUEUE"
@@ -46,8 +47,9 @@ QUEUE_ENV = "JOURNEYFLOW_QUEUE"
               help=f"Providers' settings (TOML; also ${SETTINGS_FILE_ENV}). Without it every message is logged.")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@rules_backend_option
 def worker(redis_url: str, database_url: str, concurrency: int, partitions: int, queue: str, batch: int,
-           job_timeout: float, grace: float, actions_path: Path | None, log_level: str) -> None:
+           job_timeout: float, grace: float, actions_path: Path | None, log_level: str, rules_backend: str) -> None:
     """Run a worker: events, timers, schedules and dispatch as arq jobs on Redis, until SIGTERM."""
     from actions.errors import ActionsError
     from workers.config import WorkerConfig
@@ -58,6 +60,6 @@ def worker(redis_url: str, database_url: str, concurrency: int, partitions: int,
     try:
         run(WorkerConfig(redis_url=redis_url, database_url=database_url, queue=queue, concurrency=concurrency,
                          partitions=partitions, batch=batch, job_timeout=job_timeout, grace=grace,
-                         actions_settings=actions_path))
+                         actions_settings=actions_path, rules_backend=rules_backend))
     except (WorkerError, ActionsError) as error:
         raise click.ClickException(str(error)) from None

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
+from engine.durable.backend import DEFAULT_RULES_BACKEND, RULES_BACKENDS
+
 from .constants import (
     BUDGET_SHARE,
     DEFAULT_BATCH,
@@ -33,6 +35,7 @@ class WorkerConfig:
     job_timeout: float = DEFAULT_JOB_TIMEOUT
     grace: float = DEFAULT_GRACE
     actions_settings: Path | None = None
+    rules_backend: str = DEFAULT_RULES_BACKEND  # what evaluates conditions: compiled or durable
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "partitions", "batch"):
@@ -44,6 +47,8 @@ class WorkerConfig:
             raise ConfigInvalid(f"--queue {self.queue!r}: no spaces or glob characters")
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigInvalid(f"--redis {self.redis_url!r}: expected a redis:// URL")
+        if self.rules_backend not in RULES_BACKENDS:
+            raise ConfigInvalid(f"--rules-backend {self.rules_backend!r}: one of {', '.join(RULES_BACKENDS)}")
         if make_url(self.database_url).get_backend_name() != "postgresql":
             # Workers on several machines need a server database; SQLite's single writer is the
             # embedded default's whole design (`journeyflow serve` without --redis).

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, create_engine, select
 from actions.dispatcher import Dispatcher
 from actions.settings import Settings as ActionSettings
 from engine.clock import SystemClock
+from engine.durable.backend import make_matcher
 from engine.runtime import Runtime
 from engine.unit_of_work import ConcurrentUpdate
 from storage import migrate
@@ -50,9 +51,9 @@ def _journeys_seen(db: Engine) -> tuple[tuple[Any, ...], ...]:
 class _Slot:
     """One runtime and the journeys it last loaded."""
 
-    def __init__(self, db: Engine) -> None:
+    def __init__(self, db: Engine, rules_backend: str) -> None:
         self.seen = _journeys_seen(db)
-        self.runtime = Runtime(db, SystemClock())
+        self.runtime = Runtime(db, SystemClock(), matcher=make_matcher(rules_backend))
 
     def fresh(self) -> Runtime:
         seen = _journeys_seen(self.runtime.db)
@@ -73,6 +74,7 @@ class WorkerState:
         self.executor = ThreadPoolExecutor(max_workers=config.concurrency + 1, thread_name_prefix="journeyflow-db")
         self.stopping = threading.Event()  # set on SIGTERM: jobs finish their batch and return
         self._slots: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        self._made: list[_Slot] = []  # every slot ever made, to close their rules backends at the end
         self._dispatcher: Dispatcher | None = None
 
     async def start(self) -> None:
@@ -83,6 +85,8 @@ class WorkerState:
         if self._dispatcher is not None:
             await self._dispatcher.aclose()
         self.executor.shutdown(wait=True)
+        for slot in self._made:
+            slot.runtime.close()
         self.db.dispose()
 
     @property
@@ -105,7 +109,8 @@ class WorkerState:
         try:
             slot = self._slots.get_nowait()
         except queue.Empty:
-            slot = _Slot(self.db)
+            slot = _Slot(self.db, self.config.rules_backend)
+            self._made.append(slot)
         try:
             yield slot.fresh()
         finally:

@@ -329,20 +329,3 @@ def test_simulating_the_examples_gives_the_same_output_on_both_backends() -> Non
         durable.close()
     assert on_durable == simulate(sources, messages, trace=True, matcher=make_matcher("compiled"))
     assert on_durable
-
-
-@pytest.mark.parametrize(("value", "backend"), [("durable", "durable"), ("compiled", "compiled"), ("", "compiled")])
-def test_the_rules_backend_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, value: str,
-                                                              backend: str) -> None:
-    from engine.durable.backend import RULES_BACKEND_ENV, rules_backend_setting
-
-    monkeypatch.setenv(RULES_BACKEND_ENV, value)
-    assert rules_backend_setting() == backend
-
-
-def test_an_unknown_rules_backend_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.durable.backend import RULES_BACKEND_ENV, rules_backend_setting
-
-    monkeypatch.setenv(RULES_BACKEND_ENV, "rete")
-    with pytest.raises(ValueError, match="compiled, durable"):
-        rules_backend_setting()
