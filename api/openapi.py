@@ -119,7 +119,11 @@ SCHEMAS: dict[str, Schema] = {
             "slug": STRING, "version": INTEGER, "granularity": {"type": "string", "enum": ["hour", "day"]},
             "steps": _array({"type": "object", "required": ["step", "waiting", "totals", "series"],
                              "properties": {"step": STRING, "waiting": INTEGER,
-                                            "totals": {"type": "object", "additionalProperties": INTEGER},
+                                            "totals": {"type": "object", "additionalProperties": INTEGER,
+                                                       "description": "All-time counts. A step: entered, "
+                                                       "exited (left the journey there), converted (reached a "
+                                                       "goal there), suppressed. The journey: entered, exited, "
+                                                       "completed, converted (all goals), converted:<goal>"},
                                             "series": _array({"type": "object", "required": ["bucket"],
                                                               "properties": {"bucket": TIME},
                                                               "additionalProperties": True})}}),

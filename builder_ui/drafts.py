@@ -4,9 +4,9 @@ Journeys are created, drafted, published, paused and resumed through the very fu
 HTTP API uses (`api.journey_service`), so a publish from the builder takes the same lock, runs
 the same checks and numbers versions the same way as one from the API.
 
-The list's figures come from what is cheap to read at any size: users in the journey from the
-live-run index, entries and conversions from the hourly `step_counters` (issue 7's report
-page reads the same counters).
+The list's figures come from what is cheap to read at any size: the hourly `step_counters`
+(users in the journey from its `live` gauge, entries and conversions from its totals), which
+the report page reads too; never a scan of the runs.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from api.problems import Problem
 from api.services import Services
 from dsl import JourneyError, parse
 from engine.runtime import JOURNEY_LEVEL, slugify
+from storage import analytics
 from storage import journeys as stored
-from storage.tables import LIVE_RUN_STATES, coupon_pools, events, journey_runs, journey_versions, step_counters
+from storage.tables import coupon_pools, events, journey_versions, step_counters
 
 NEW_JOURNEY = 'journey {name}\n  trigger event "signup"\n\n  pass\n'
 RECENT_EVENTS = 5_000  # how far back the event names and properties offered in forms are taken from
@@ -127,9 +128,11 @@ def set_status(svc: Services, slug: str, action: str) -> None:
 def overview(svc: Services) -> list[Row]:
     with svc.db.connect() as conn:
         listed = stored.list_all(conn)
-        in_journey = {int(journey_id): int(n) for journey_id, n in conn.execute(
-            select(journey_runs.c.journey_id, func.count()).where(journey_runs.c.state.in_(LIVE_RUN_STATES))
-            .group_by(journey_runs.c.journey_id))}
+        version_of = {int(v): int(j) for v, j in conn.execute(select(journey_versions.c.id,
+                                                                     journey_versions.c.journey_id))}
+        in_journey: dict[int, int] = defaultdict(int)
+        for version_id, n in analytics.live_runs(conn, list(version_of)).items():
+            in_journey[version_of[version_id]] += n
         totals: dict[tuple[int, str], int] = defaultdict(int)
         counted = (select(journey_versions.c.journey_id, step_counters.c.metric, func.sum(step_counters.c.count))
                    .join(journey_versions, journey_versions.c.id == step_counters.c.version_id)

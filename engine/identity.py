@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, select, update
 
+from storage import counters
 from storage.tables import coupon_codes, events, identities, journey_runs, outbox, profiles
 
 LIVE = ("active", "waiting")
@@ -105,12 +106,36 @@ def merge(conn: Connection, survivor: int, absorbed: int, now: datetime) -> None
     live_here = {r.journey_id for r in conn.execute(select(journey_runs.c.journey_id).where(and_(
         journey_runs.c.profile_id == survivor, journey_runs.c.state.in_(LIVE))))}
     if live_here:
-        conn.execute(update(journey_runs).where(and_(
-            journey_runs.c.profile_id == absorbed, journey_runs.c.state.in_(LIVE),
-            journey_runs.c.journey_id.in_(live_here))).values(state="exited", wake_at=None, updated_at=now))
+        _end_runs(conn, absorbed, live_here, now)
     for table in (journey_runs, events, outbox, coupon_codes, identities):
         conn.execute(update(table).where(table.c.profile_id == absorbed).values(profile_id=survivor))
     conn.execute(update(profiles).where(profiles.c.id == absorbed).values(merged_into=survivor, updated_at=now))
+
+
+def _end_runs(conn: Connection, absorbed: int, journey_ids: set[int], now: datetime) -> None:
+    """End the absorbed profile's live runs of these journeys, with their step counters (an exit
+    where each stood, the gauges down) in the same transaction, as the engine's own exits are.
+    The rows are locked first (PostgreSQL) and get a new row version: an engine batch that has
+    read one of them then fails its optimistic update and rolls back, instead of writing the
+    run back live and counting its moves a second time."""
+    query = select(journey_runs.c.id, journey_runs.c.version_id, journey_runs.c.state, journey_runs.c.step_id).where(
+        and_(journey_runs.c.profile_id == absorbed, journey_runs.c.state.in_(LIVE),
+             journey_runs.c.journey_id.in_(sorted(journey_ids)))).order_by(journey_runs.c.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    ended = conn.execute(query).all()
+    if not ended:
+        return
+    conn.execute(update(journey_runs).where(journey_runs.c.id.in_([r.id for r in ended])).values(
+        state="exited", wake_at=None, waiting_since=None, updated_at=now,
+        row_version=journey_runs.c.row_version + 1))
+    rows: list[counters.CounterRow] = []
+    for run in ended:
+        rows += counters.moves(run.version_id, (run.state, run.step_id), ("exited", run.step_id), now)
+        rows.append((run.version_id, counters.JOURNEY_LEVEL, counters.EXITED, now, 1))
+        if run.step_id is not None:
+            rows.append((run.version_id, run.step_id, counters.EXITED, now, 1))
+    counters.increment(conn, rows)
 
 
 def _profile(conn: Connection, profile_id: int) -> dict[str, Any]:

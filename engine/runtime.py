@@ -27,7 +27,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from dsl import compile_source
 from dsl import model as dm
 from dsl.cron import CronSpec, next_fire, parse_cron
-from storage import coupons, writer
+from storage import counters, coupons, writer
+from storage.counters import JOURNEY_LEVEL  # re-exported: callers import it from here
 from storage.tables import events, journey_runs, journey_versions, journeys, profiles, schedule_ticks, timers
 
 from . import identity, intake
@@ -64,7 +65,6 @@ from .unit_of_work import Profile, RunRow, TraceRecord, UnitHistory, UnitOfWork,
 MAX_PARTITIONS = 32_767  # a partition's lock key is count * 65536 + index, within PostgreSQL's int4
 REDEMPTION_EVENT = "coupon_redeemed"  # {code, pool?}: marks the code used, in the batch's transaction
 SCHEDULE_CATCH_UP = timedelta(days=1)  # how late a missed schedule tick may still fire
-JOURNEY_LEVEL = "__journey__"  # the step id under which journey-wide counters are kept
 
 
 class JourneyNotFound(LookupError):
@@ -336,9 +336,12 @@ class Runtime:
             event = unit.trigger_event(row)
         scope = Scope(dict(profile.user), unit.now, event=event, history=UnitHistory(unit, profile.id))
         after, effects = advance(program, run, given, scope, UnitPorts(unit, profile.id, row.id))
-        self._commit(unit, row, after, effects, profile)
+        self._commit(unit, row, run, after, effects, profile)
 
-    def _commit(self, unit: UnitOfWork, row: RunRow, after: Run, effects: Iterable[Effect], profile: Profile) -> None:
+    def _commit(self, unit: UnitOfWork, row: RunRow, before: Run, after: Run, effects: Iterable[Effect],
+                profile: Profile) -> None:
+        unit.counters += counters.moves(row.version_id, (before.state, before.step), (after.state, after.step),
+                                        unit.now)
         row.state, row.step_id, row.wake_at, row.waiting_since = after.state, after.step, after.deadline, \
             after.waiting_since
         row.results, row.split_arms = dict(after.results), dict(after.arms)
@@ -368,9 +371,8 @@ class Runtime:
                     unit.add_conversion(row, goal, occurred_at)
                 case Trace():
                     unit.traces.append(TraceRecord(unit.now, profile.id, slug, effect))
-                    metric = _metric(effect)
-                    if metric is not None:
-                        unit.counters.append((row.version_id, metric[0], metric[1], unit.now, 1))
+                    unit.counters += [(row.version_id, step, metric, unit.now, 1)
+                                      for step, metric in _metrics(effect, before, after)]
 
     def _publish_traces(self, unit: UnitOfWork) -> None:
         if self.observer is not None:
@@ -496,19 +498,30 @@ def partition_lock_space() -> ColumnElement[int]:
     return func.hashtext(func.concat(func.current_schema(), ":journeyflow-events"))
 
 
-def _metric(trace: Trace) -> tuple[str, str] | None:
-    """Which step counter a trace adds to, if any."""
+def _metrics(trace: Trace, before: Run, after: Run) -> list[tuple[str, str]]:
+    """Which step counters (step, metric) a trace adds one to. `before` and `after` are the run
+    around the transition that emitted it: a conversion is the run's first when it had none
+    before, and only a first conversion counts for the split arms the run had taken."""
     if trace.kind == "moved" and trace.step and not trace.detail:
-        return trace.step, "entered"
+        return [(trace.step, counters.ENTERED)]
     if trace.kind == "entered":
-        return JOURNEY_LEVEL, "entered"
-    if trace.kind in ("exited", "completed", "converted"):
-        return JOURNEY_LEVEL, trace.kind if trace.kind != "converted" else f"converted:{trace.detail}"
+        return [(JOURNEY_LEVEL, counters.ENTERED)]
+    if trace.kind == "completed":
+        return [(JOURNEY_LEVEL, counters.COMPLETED)]
+    if trace.kind == "exited":
+        return [(JOURNEY_LEVEL, counters.EXITED), *([(trace.step, counters.EXITED)] if trace.step else [])]
+    if trace.kind == "converted":
+        found = [(JOURNEY_LEVEL, counters.CONVERTED_GOAL + trace.detail)]
+        if trace.step:
+            found.append((trace.step, counters.CONVERTED))
+        if not before.converted:
+            found += [(split, counters.ARM_CONVERTED + arm) for split, arm in sorted(after.arms.items())]
+        return found
     if trace.kind == "suppressed" and trace.step:
-        return trace.step, "suppressed"
+        return [(trace.step, counters.SUPPRESSED)]
     if trace.kind == "split" and trace.step:
-        return trace.step, f"arm:{trace.detail.split(' ')[0]}"
-    return None
+        return [(trace.step, counters.ARM + trace.detail.split(" ")[0])]
+    return []
 
 
-__all__ = ["JourneyNotFound", "Runtime", "TraceRecord", "slugify"]
+__all__ = ["JOURNEY_LEVEL", "JourneyNotFound", "Runtime", "TraceRecord", "slugify"]

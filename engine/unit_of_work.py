@@ -328,6 +328,7 @@ class UnitOfWork:
                      None, trigger.id if trigger is not None else None, {}, {}, 1, dirty=True, converted=set())
         self.new_runs.append(run)
         self.runs[run.id] = run
+        self.counters += counters.moves(version_id, None, (run.state, run.step_id), self.now)  # born live
         known = self.entries.get((profile_id, version_id))
         if known is not None:  # otherwise `_load_entries` will find it in `runs`
             known.append((run.entered_at, run.id))

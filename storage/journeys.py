@@ -46,6 +46,11 @@ class Version:
     def is_draft(self) -> bool:
         return self.published_at is None
 
+    @property
+    def split_ids(self) -> list[str]:
+        """Its split steps' ids, read off the compiled graph (what analytics ask arm figures for)."""
+        return [str(node["id"]) for node in self.graph.get("nodes", []) if node.get("kind") == "split"]
+
 
 def get(conn: Connection, slug: str) -> Journey | None:
     row = conn.execute(select(journeys).where(journeys.c.slug == slug)).one_or_none()
