@@ -135,6 +135,11 @@ def test_the_canvas_counts_and_the_report_follow_the_engine(signed_in: Builder, 
     page = signed_in.client.get(f"/builder/journeys/{slug}").text
     assert f'hx-get="/builder/journeys/{slug}/counts"' in page and 'data-counts="welcome"' in page
 
+    listing = signed_in.client.get("/builder/", headers={"HX-Request": "true"}).text  # the journey list's rows
+    row = listing.split(f'data-slug="{slug}"', 1)[1].split("</tr>", 1)[0]
+    cells = [cell.split("<", 1)[0].rsplit(">", 1)[1] for cell in row.split('<td class="num"')[1:]]
+    assert cells == ["40", "40", "25.0%"]  # in the journey now (the live gauge), entered, converted
+
 
 def test_the_csv_holds_every_figure_of_the_page(signed_in: Builder, server: Served) -> None:
     slug = publish(signed_in, JOURNEY)
