@@ -142,17 +142,11 @@ def splits(version: stored.Version | None, found: list[analytics.ArmFigures]) ->
     """Every split of the version with all its arms, those no run took yet as zeros."""
     if version is None:
         return []
-    taken = {(a.split, a.arm): a for a in found}
     out = []
-    for node in version.graph.get("nodes", []):
-        if node.get("kind") != "split":
-            continue
-        arms = []
-        for arm in node.get("arms", []):
-            figures = taken.get((node["id"], arm["id"]))
-            arms.append(verdict.Arm(str(arm["id"]).rsplit(".", 1)[-1], figures.entered if figures else 0,
-                                    figures.converted if figures else 0, bool(arm.get("control"))))
-        out.append(Split(node["id"], str(node.get("name") or node["id"]), arms, verdict.compare_all(arms)))
+    for split in version.splits:
+        arms = [verdict.Arm(arm.id.rsplit(".", 1)[-1], entered, converted, arm.control)
+                for arm, entered, converted in analytics.arms_of(split, found)]
+        out.append(Split(split.id, split.name, arms, verdict.compare_all(arms)))
     return out
 
 

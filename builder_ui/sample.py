@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dsl.durations import format_duration, parse_duration
 from engine.messages import Message
+from engine.timing import zone
 from journeyflow.simulate import SeedProfile
 
 MAX_EVENTS = 200  # per simulation: a request must not keep a worker thread for long
@@ -84,12 +85,8 @@ def _bare(text: str) -> bool:
 
 
 def zone_of(name: str | None) -> tzinfo:
-    if not name:
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
+    """The zone a simulation shows times in: the engine's reading of a name (unknown is UTC)."""
+    return zone(name)
 
 
 def valid_zone(name: str) -> bool:

@@ -43,6 +43,7 @@ from .counters import (
     SUPPRESSED,
     WAITING,
 )
+from .journeys import SplitArm, SplitStep
 from .tables import step_counters
 from .types import UTCDateTime
 
@@ -203,6 +204,17 @@ def arm_figures(conn: Connection, version_id: int, splits: Collection[str] | Non
         taken.setdefault((split, arm), [0, 0])[converted] += int(total)
     return [ArmFigures(split, arm, entered, converted) for (split, arm), (entered, converted) in sorted(taken.items())
             if entered]
+
+
+def arms_of(split: SplitStep, found: Collection[ArmFigures]) -> list[tuple[SplitArm, int, int]]:
+    """Every arm of a split with (runs that took it, those of them that converted); arms no run
+    took yet as zeros, which `arm_figures` leaves out."""
+    taken = {(f.split, f.arm): f for f in found}
+    out = []
+    for arm in split.arms:
+        figures = taken.get((split.id, arm.id))
+        out.append((arm, figures.entered if figures else 0, figures.converted if figures else 0))
+    return out
 
 
 def live_runs(conn: Connection, version_ids: Collection[int]) -> dict[int, int]:

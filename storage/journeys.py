@@ -32,6 +32,20 @@ class Journey:
 
 
 @dataclass(frozen=True)
+class SplitArm:
+    id: str  # "<split>.<arm>", as runs and counters name it
+    control: bool
+    percent: float | None
+
+
+@dataclass(frozen=True)
+class SplitStep:
+    id: str
+    name: str
+    arms: list[SplitArm]
+
+
+@dataclass(frozen=True)
 class Version:
     id: int
     journey_id: int
@@ -47,9 +61,17 @@ class Version:
         return self.published_at is None
 
     @property
+    def splits(self) -> list[SplitStep]:
+        """Its split steps, in graph order, read off the compiled graph."""
+        return [SplitStep(str(node["id"]), str(node.get("name") or node["id"]),
+                          [SplitArm(str(arm["id"]), bool(arm.get("control")), arm.get("percent"))
+                           for arm in node.get("arms", [])])
+                for node in self.graph.get("nodes", []) if node.get("kind") == "split"]
+
+    @property
     def split_ids(self) -> list[str]:
-        """Its split steps' ids, read off the compiled graph (what analytics ask arm figures for)."""
-        return [str(node["id"]) for node in self.graph.get("nodes", []) if node.get("kind") == "split"]
+        """What analytics ask arm figures for."""
+        return [split.id for split in self.splits]
 
 
 def get(conn: Connection, slug: str) -> Journey | None:
@@ -159,5 +181,5 @@ def _version(row: Row[Any]) -> Version:
                    row.published_at, row.published_by)
 
 
-__all__ = ["Journey", "Version", "absorb_draft", "by_id", "create", "diff", "draft", "get", "list_all",
-           "save_draft", "version", "versions"]
+__all__ = ["Journey", "SplitArm", "SplitStep", "Version", "absorb_draft", "by_id", "create", "diff", "draft", "get",
+           "list_all", "save_draft", "version", "versions"]

@@ -26,20 +26,15 @@ from ._guard import admin, int_param, slug_of
 def _splits(version: stored.Version, figures: list[analytics.ArmFigures]) -> list[dict[str, Any]]:
     """Each split of the graph with all its arms: runs that took the arm, and how many of those
     converted (any goal) after taking it."""
-    counted = {(f.split, f.arm): f for f in figures}
     out = []
-    for node in version.graph.get("nodes", []):
-        if node.get("kind") != "split":
-            continue
+    for split in version.splits:
         arms = []
-        for arm in node.get("arms", []):
-            found = counted.get((node["id"], arm["id"]))
-            entered, won = (found.entered, found.converted) if found else (0, 0)
+        for arm, entered, won in analytics.arms_of(split, figures):
             low, high = wilson_interval(won, entered)
-            arms.append({"arm": arm["id"], "control": bool(arm.get("control")), "percent": arm.get("percent"),
+            arms.append({"arm": arm.id, "control": arm.control, "percent": arm.percent,
                          "entered": entered, "converted": won,
                          "conversion_rate": won / entered if entered else None, "ci95": [low, high]})
-        out.append({"step": node["id"], "name": node.get("name"), "arms": arms})
+        out.append({"step": split.id, "name": split.name, "arms": arms})
     return out
 
 
