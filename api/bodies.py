@@ -12,7 +12,11 @@ an ordinary event (a load generator stopping, a producer timing out).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import math
+import sys
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -80,11 +84,180 @@ def check_json_type(request: Request) -> None:
         raise UnsupportedMediaType(f"send JSON (application/json), not {content_type}")
 
 
-def parse_json(body: bytes) -> Any:
+# --------------------------------------------------------------------------- compressed bodies
+# Senders compress to save bandwidth (rudder-sdk-python gzips every batch by default). The
+# size limits are about memory, so they apply to the decoded body: a few kilobytes that would
+# inflate to gigabytes (a zip bomb) are refused with 413 once the output passes the limit,
+# without ever inflating more than that.
+
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_RAW_DEFLATE = -zlib.MAX_WBITS  # "deflate" as some senders mean it: no zlib header
+
+
+def decoded(request: Request, body: bytes, limit: int) -> bytes:
+    """`body` with its Content-Encoding undone, at most `limit` bytes once decoded."""
+    encoding = request.headers.get("content-encoding")
+    if encoding is None:
+        return body
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    wbits = _WBITS.get(encoding)
+    if wbits is None:
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or none",
+                                   {"Content-Encoding": "must be gzip, deflate or identity"})
     try:
-        return json.loads(body)
+        return _inflate(body, wbits, limit)
+    except zlib.error:
+        if encoding != "deflate":
+            raise BadRequest(f"the body is not valid {encoding} data", {"body": f"is not {encoding}"}) from None
+    try:
+        return _inflate(body, _RAW_DEFLATE, limit)
+    except zlib.error:
+        raise BadRequest("the body is not valid deflate data", {"body": "is not deflate"}) from None
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(body, limit + 1)
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"the body decodes to over {limit} bytes, the most accepted here")
+    if not inflater.eof:
+        raise BadRequest("the compressed body is truncated", {"body": "is truncated"})
+    return out
+
+
+# --------------------------------------------------------------------------- JSON we can store
+# Python's json module accepts documents that nothing after it can handle: NaN and Infinity
+# (and 1e999, which it reads as infinity) are not JSON, so a row holding one could not be read
+# back by another client; a lone surrogate escape ("\ud83d") makes a str that UTF-8 cannot
+# encode, so the database refuses it at commit; integers past Python's digit limit raise
+# ValueError; and deep nesting exhausts the interpreter's stack (here, or in whatever walks the
+# value later). Each is refused as bad input naming its field, per message where a batch holds
+# several, so one bad message does not cost the others.
+#
+# Checking every value of every body would slow the intake path, so the walk runs only when
+# the cheap signs say it may find something: the parse hooks saw a non-finite number or a huge
+# integer, the bytes hold a surrogate escape, or there are more brackets than MAX_DEPTH.
+
+MAX_DEPTH = 64  # objects and arrays inside one another, counted from the value checked
+MAX_PROBLEMS = 20  # named per value: enough to fix a body, bounded for a hostile one
+
+
+class _Unstorable:
+    """Stands in, while parsing, for a number the body holds but JSON storage cannot."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+_NON_FINITE = _Unstorable("must be a finite number (NaN and Infinity are not JSON)")
+_MAX_DIGITS = sys.get_int_max_str_digits()  # past this, int() of a JSON number raises ValueError
+_HUGE = _Unstorable(f"must be an integer of at most {_MAX_DIGITS} digits")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    value: Any
+    suspect: bool  # whether `problems_in` may find something
+
+
+def _finite(text: str) -> Any:
+    number = float(text)
+    return number if math.isfinite(number) else _NON_FINITE
+
+
+def _bounded_int(text: str) -> Any:
+    return int(text) if len(text.lstrip("-")) <= _MAX_DIGITS else _HUGE
+
+
+def parse(body: bytes) -> Parsed:
+    """Parse a JSON body; only what is not JSON at all is refused here (as a 400 naming
+    `body`), while values that cannot be stored are marked for `problems_in` to name."""
+    seen: list[_Unstorable] = []
+
+    def constant(name: str) -> Any:
+        seen.append(_NON_FINITE)
+        return _NON_FINITE
+
+    def finite(text: str) -> Any:
+        number = _finite(text)
+        if number is _NON_FINITE:
+            seen.append(_NON_FINITE)
+        return number
+
+    try:
+        try:
+            value = json.loads(body, parse_constant=constant, parse_float=finite)
+        except ValueError as error:
+            if "digits" not in str(error) or isinstance(error, json.JSONDecodeError):
+                raise
+            seen.append(_HUGE)  # an integer past the digit limit: read again, marking it
+            value = json.loads(body, parse_constant=constant, parse_float=finite, parse_int=_bounded_int)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadRequest("the body is not valid JSON", {"body": str(error)}) from None
+    except RecursionError:
+        raise BadRequest(f"the body nests objects and arrays too deeply (at most {MAX_DEPTH} levels)",
+                         {"body": f"nested over {MAX_DEPTH} levels"}) from None
+    suspect = bool(seen) or b"\\ud" in body or b"\\uD" in body or (
+        body.count(b"{") + body.count(b"[") > MAX_DEPTH)
+    return Parsed(value, suspect)
+
+
+def problems_in(value: Any, path: str = "") -> dict[str, str]:
+    """What in `value` cannot be stored, by field path (`properties.items[2].price`)."""
+    found: dict[str, str] = {}
+    for where, why in _walk(value, path):
+        found.setdefault(where or "body", why)
+        if len(found) >= MAX_PROBLEMS:
+            break
+    return found
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth >= MAX_DEPTH:
+                yield where, f"nests objects and arrays over {MAX_DEPTH} levels deep"
+                continue
+            for key, member in reversed(item.items()):
+                name = key if _encodable(key) else key.encode("utf-8", "backslashreplace").decode()
+                inner = f"{where}.{name}" if where else name
+                if name is not key:
+                    yield inner, "the name must be valid Unicode (no lone surrogate escapes)"
+                stack.append((member, inner, depth + 1))
+        elif isinstance(item, list):
+            if depth >= MAX_DEPTH:
+                yield where, f"nests objects and arrays over {MAX_DEPTH} levels deep"
+                continue
+            stack.extend((member, f"{where}[{i}]", depth + 1) for i, member in reversed(list(enumerate(item))))
+        elif isinstance(item, str):
+            if not _encodable(item):
+                yield where, "must be valid Unicode (no lone surrogate escapes such as \\ud83d)"
+        elif isinstance(item, _Unstorable):
+            yield where, item.why
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def parse_json(body: bytes) -> Any:
+    """A JSON body, refused whole (naming each bad field) if anything in it cannot be stored."""
+    parsed = parse(body)
+    if parsed.suspect:
+        problems = problems_in(parsed.value)
+        if problems:
+            raise BadRequest("the body holds values that cannot be stored", problems)
+    return parsed.value
 
 
 def json_object(body: bytes) -> dict[str, Any]:

@@ -31,8 +31,11 @@ class Problem(Exception):
         self.headers = dict(headers or {})
 
     def body(self, instance: str) -> dict[str, Any]:
+        # `code` and `message` are what the Segment and RudderStack SDKs read off an error body
+        # (they raise KeyError without them); RFC 9457 allows such extension members.
         out: dict[str, Any] = {"type": TYPE_BASE + self.slug, "title": self.title, "status": self.status,
-                               "detail": self.detail, "instance": instance}
+                               "detail": self.detail, "instance": instance, "code": self.slug,
+                               "message": self.detail}
         if self.fields:
             out["errors"] = [{"field": k, "detail": v} for k, v in self.fields.items()]
         return out
@@ -103,6 +106,6 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     status = int(getattr(exc, "status_code", 500))
     detail = str(getattr(exc, "detail", "")) or "error"
     body = {"type": TYPE_BASE + f"http-{status}", "title": detail, "status": status, "detail": detail,
-            "instance": request.url.path}
+            "instance": request.url.path, "code": f"http-{status}", "message": detail}
     headers = getattr(exc, "headers", None) or {}
     return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)

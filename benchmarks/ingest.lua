@@ -51,7 +51,7 @@ function request()
 end
 
 function response(status, headers, body)
-  if status == 202 then
+  if status == 200 then
     accepted = accepted + 1
   else
     refused = refused + 1

@@ -11,7 +11,7 @@ key as HTTP Basic as Segment sends it. An async Python client was tried first an
 near 500 requests/s on two cores, far below what the servers answer, so it measured itself.
 
 The servers are uvicorn subprocesses with the same settings (uvloop, httptools, one worker
-process, access log off): a bare Starlette endpoint that answers 202 without reading the body,
+process, access log off): a bare Starlette endpoint that answers 200 without reading the body,
 and Journeyflow's app (`api.app.create_app`, as `journeyflow serve` builds it, with the engine
 and the dispatcher off so that only intake is measured) on a fresh SQLite file, and with
 `--postgres` on PostgreSQL as well. Each scenario is measured on each server back to back, so
@@ -19,13 +19,13 @@ the ratio compares figures of the same minute on the same noisy machine.
 
 Printed per server and call: accepted requests and events per second, latency p50/p99 (wrk's),
 the server process's CPU time per accepted request (from /proc: steadier than requests/s on
-a shared machine), answers other than 202, and stored/202 (below). Then the ratio that the
+a shared machine), answers other than 200, and stored/200 (below). Then the ratio that the
 issue asks about, single track against the bare endpoint (aim: at least 0.5). For batches the
 bare endpoint does not even read the body, so events per second is the figure there.
 
-A 202 must mean stored. After the last scenario the Journeyflow servers are killed (SIGKILL,
+A 200 must mean stored. After the last scenario the Journeyflow servers are killed (SIGKILL,
 no graceful shutdown), then the events of each measured run are counted in the database:
-the run fails if any event answered 202 is missing, or if a server accepted nothing at all.
+the run fails if any event answered 200 is missing, or if a server accepted nothing at all.
 The database may hold a few more (requests still in flight when wrk stopped counting).
 """
 
@@ -70,7 +70,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 async def accept(request):
-    return JSONResponse({"accepted": 1}, status_code=202)
+    return JSONResponse({"success": True, "accepted": 1})
 
 app = Starlette(routes=[Route("/v1/track", accept, methods=["POST"]), Route("/v1/batch", accept, methods=["POST"])])
 '''
@@ -107,7 +107,7 @@ class Figures:
     """One wrk run, as its `done()` hook reports it."""
 
     requests: int
-    accepted: int  # answered 202
+    accepted: int  # answered 200
     refused: int  # answered anything else
     socket_errors: int  # connect, read, write errors and timeouts
     seconds: float
@@ -267,7 +267,7 @@ def bench(app_dir: Path, run_id: str, schema: str, args: argparse.Namespace) -> 
     authorization = {slug: basic(prepare(url)) for _, slug, url in databases}
     authorization["bare"] = authorization["sqlite"]
 
-    servers = [start("bare Starlette 202", "bare", app_dir, "bare_app", None)]
+    servers = [start("bare Starlette 200", "bare", app_dir, "bare_app", None)]
     results: dict[tuple[str, str], Figures] = {}
     try:
         servers += [start(name, slug, app_dir, "journeyflow_app", url) for name, slug, url in databases]
@@ -280,7 +280,7 @@ def bench(app_dir: Path, run_id: str, schema: str, args: argparse.Namespace) -> 
                     server, scenario, f"{run_id}-{server.slug}-{number}", auth, args.seconds, args.connections,
                     args.threads)
     finally:
-        for server in servers:  # a crash, not a shutdown: what was answered 202 must be on disk
+        for server in servers:  # a crash, not a shutdown: what was answered 200 must be on disk
             server.process.send_signal(signal.SIGKILL if server.database else signal.SIGTERM)
             server.process.wait()
 
@@ -302,7 +302,7 @@ def report(servers: list[Server], results: dict[tuple[str, str], Figures], count
     print(f"wrk -t{args.threads} -c{args.connections}, {args.seconds} s per scenario after {args.warmup} s "
           f"of warm-up; uvicorn {' '.join(UVICORN_FLAGS[2:])}")
     print(f"{'server':<26} {'call':<14} {'req/s':>8} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'CPU us/req':>10} {'non-202':>7} {'stored/202':>10}")
+          f"{'CPU us/req':>10} {'non-200':>7} {'stored/200':>10}")
     lost = []
     for scenario in SCENARIOS:
         for server in servers:
@@ -310,10 +310,10 @@ def report(servers: list[Server], results: dict[tuple[str, str], Figures], count
             count = counts.get((server.slug, scenario.name))
             accepted_events = f.accepted * f.batch
             if not f.accepted:
-                lost.append(f"{server.name}, {scenario.name}: no request was answered 202")
+                lost.append(f"{server.name}, {scenario.name}: no request was answered 200")
             durable = "-" if count is None else f"{count / accepted_events:.4f}" if accepted_events else "n/a"
             if count is not None and count < accepted_events:
-                lost.append(f"{server.name}, {scenario.name}: {accepted_events - count} event(s) answered 202 "
+                lost.append(f"{server.name}, {scenario.name}: {accepted_events - count} event(s) answered 200 "
                             "are not in the database")
             cpu = "-" if f.cpu_us_per_request is None else f"{f.cpu_us_per_request:,.0f}"
             print(f"{server.name:<26} {scenario.name:<14} {f.requests_s:>8,.0f} {f.events_s:>9,.0f} "

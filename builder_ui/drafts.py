@@ -22,6 +22,7 @@ from api import journey_service
 from api.problems import Problem
 from api.services import Services
 from dsl import JourneyError, parse
+from engine.messages import EVENT_TYPES
 from engine.runtime import JOURNEY_LEVEL, slugify
 from storage import analytics
 from storage import journeys as stored
@@ -179,7 +180,7 @@ class SuggestionCache:
 def _suggestions(svc: Services) -> Suggestions:
     seen: dict[str, set[str]] = defaultdict(set)
     with svc.db.connect() as conn:
-        recent = (select(events.c.name, events.c.properties).where(events.c.type == "track")
+        recent = (select(events.c.name, events.c.properties).where(events.c.type.in_(sorted(EVENT_TYPES)))
                   .order_by(desc(events.c.id)).limit(RECENT_EVENTS))
         for name, properties in conn.execute(recent):
             if name:

@@ -21,7 +21,7 @@ from storage.ids import IdBlock
 from storage.tables import events, identities, profiles
 
 from . import identity
-from .messages import Message
+from .messages import EVENT_TYPES, Message
 from .unit_of_work import chunks
 
 Identity = tuple[str, str]
@@ -97,9 +97,9 @@ def store(conn: Connection, messages: Sequence[Message], now: datetime) -> int:
             profile_id = identity.resolve(conn, found, now)
             owners.forget(found, before | {profile_id})
             owners.prefetch(found)  # the next message of this person takes the fast path
-        props = message.properties if message.type == "track" else message.traits
+        props = _stored_properties(message)
         pending.events.append({"message_id": message.message_id, "profile_id": profile_id, "type": message.type,
-                               "name": message.event, "properties": dict(props), "occurred_at": message.timestamp,
+                               "name": message.event, "properties": props, "occurred_at": message.timestamp,
                                "received_at": now})
     pending.write()
     return pending.stored
@@ -135,6 +135,16 @@ class _Pending:
             self.conn.execute(insert_.on_conflict_do_nothing(index_elements=["message_id"]), self.events)
             self.stored += len(self.events)
             self.events = []
+
+
+def _stored_properties(message: Message) -> dict[str, Any]:
+    """What an event row keeps: an event's properties, an identify's traits, or a group's id
+    with the group's traits (they describe the group, not the person)."""
+    if message.type in EVENT_TYPES:
+        return dict(message.properties)
+    if message.type == "group":
+        return {"group_id": message.group_id, "traits": dict(message.traits)}
+    return dict(message.traits)
 
 
 def _known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:

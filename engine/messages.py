@@ -1,8 +1,15 @@
-"""Segment-spec messages (`track`, `identify`, `alias`) as producers send them, checked once.
+"""Segment-spec messages (`track`, `identify`, `alias`, `group`, `page`, `screen`) as producers
+send them, checked once.
 
 Field names are Segment's camelCase, so an existing pipeline (Segment, RudderStack, ...) can
 point its webhook destination at Journeyflow unchanged. Every problem names its field, which
 is what the API's problem+json body and `simulate`'s error lines report.
+
+Page and screen calls are events like tracks, named the way Segment names them when it turns
+them into tracks for a destination ("Viewed Home Page", or "Loaded a Page" for an unnamed
+page), so a journey can trigger on, wait for and count them. A group call says which group
+(company, household, store) a person belongs to and describes the group; `engine.groups`
+says how that lands on the profile.
 """
 
 from __future__ import annotations
@@ -11,11 +18,21 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeAlias
 
-MessageType: TypeAlias = Literal["track", "identify", "alias"]
-MESSAGE_TYPES: tuple[MessageType, ...] = ("track", "identify", "alias")
+MessageType: TypeAlias = Literal["track", "identify", "alias", "group", "page", "screen"]
+MESSAGE_TYPES: tuple[MessageType, ...] = ("track", "identify", "alias", "group", "page", "screen")
+# The types that are events in a journey's sense: what triggers, waits and history counts see.
+EVENT_TYPES: frozenset[str] = frozenset({"track", "page", "screen"})
+
+# Ids and names end up in indexed columns, and an index entry has a size limit (PostgreSQL's
+# B-tree refuses entries over about 2.7 kB): 255 characters of up to 4 bytes each stay under it.
+MAX_ID_LENGTH = 255
+# Timestamps a producer may give. Outside these, date arithmetic (windows, waits, zones) could
+# overflow, and no real event happened then; a clear refusal beats a stuck engine.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 # Traits that identify a person as well as describe them: an identify carrying one of these
 # attaches that identity to the profile (One-ID), so a CRM phone number or a messaging-app id
@@ -38,10 +55,11 @@ class Message:
     timestamp: datetime  # aware, UTC
     user_id: str | None = None
     anonymous_id: str | None = None
-    event: str | None = None  # track
-    properties: Mapping[str, Any] = field(default_factory=dict)  # track
-    traits: Mapping[str, Any] = field(default_factory=dict)  # identify
+    event: str | None = None  # track, page, screen (the name Segment gives them)
+    properties: Mapping[str, Any] = field(default_factory=dict)  # track, page, screen
+    traits: Mapping[str, Any] = field(default_factory=dict)  # identify: the person's; group: the group's
     previous_id: str | None = None  # alias
+    group_id: str | None = None  # group
 
     def identities(self) -> list[tuple[str, str]]:
         """(kind, value) pairs this message names its person by, strongest first."""
@@ -50,6 +68,8 @@ class Message:
             found.append(("user_id", self.user_id))
         if self.anonymous_id:
             found.append(("anonymous_id", self.anonymous_id))
+        if self.type != "identify":  # a group's traits describe the group (its email is not the person's)
+            return found
         for trait in IDENTITY_TRAITS:
             value = self.traits.get(trait)
             if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
@@ -61,12 +81,21 @@ def _parse_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("must be an ISO-8601 timestamp") from None
     else:
         raise ValueError("must be an ISO-8601 timestamp")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        moment = EARLIEST - timedelta(days=1) if moment.year < 2000 else LATEST
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year - 1}")
+    return moment
 
 
 def _text(raw: Mapping[str, Any], key: str, problems: dict[str, str], required: bool = False) -> str | None:
@@ -76,19 +105,22 @@ def _text(raw: Mapping[str, Any], key: str, problems: dict[str, str], required: 
             problems[key] = "is required"
         return None
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str):
+        value = str(value)
+    elif not isinstance(value, str):
         problems[key] = "must be a string"
+        return None
+    if len(value) > MAX_ID_LENGTH:
+        problems[key] = f"must be at most {MAX_ID_LENGTH} characters"
         return None
     return value
 
 
-def _object(raw: Mapping[str, Any], key: str, problems: dict[str, str]) -> dict[str, Any]:
+def _object(raw: Mapping[str, Any], key: str, problems: dict[str, str], name: str | None = None) -> dict[str, Any]:
     value = raw.get(key)
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        problems[key] = "must be an object"
+        problems[name or key] = "must be an object"
         return {}
     return dict(value)
 
@@ -114,20 +146,36 @@ def parse_message(raw: Any, received_at: datetime, forced_type: str | None = Non
         problems["userId"] = "userId or anonymousId is required"
     event = _text(raw, "event", problems, required=kind == "track")
     previous_id = _text(raw, "previousId", problems, required=kind == "alias")
-    if kind == "alias" and not user_id:
+    group_id = _text(raw, "groupId", problems, required=kind == "group")
+    if kind == "alias" and not user_id and "userId" not in problems:
         problems["userId"] = "is required"
     properties = _object(raw, "properties", problems)
     traits = _object(raw, "traits", problems)
+    context = _object(raw, "context", problems)
     if kind == "identify" and not traits:
-        traits = _object(raw.get("context") or {}, "traits", problems)
+        traits = _object(context, "traits", problems, "context.traits")
+    if kind in ("page", "screen"):
+        event, properties = _viewed(raw, kind, properties, problems)
     message_id = _text(raw, "messageId", problems) or derived_message_id(raw)
     timestamp = received_at
     if raw.get("timestamp") is not None:
         try:
             timestamp = _parse_time(raw["timestamp"])
         except ValueError as error:
-            problems["timestamp"] = str(error) if "ISO" in str(error) else "must be an ISO-8601 timestamp"
+            problems["timestamp"] = str(error)
     if problems:
         raise MessageInvalid(problems)
     return Message(kind, message_id, timestamp, user_id, anonymous_id, event, properties, traits,  # type: ignore[arg-type]
-                   previous_id)
+                   previous_id, group_id)
+
+
+def _viewed(raw: Mapping[str, Any], kind: str, properties: dict[str, Any],
+            problems: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """A page or screen call's event name, as Segment names it for destinations that take only
+    tracks, and its properties with the call's `name` and `category` among them."""
+    name = _text(raw, "name", problems)
+    category = _text(raw, "category", problems)
+    noun = "Page" if kind == "page" else "Screen"
+    full = " ".join(part for part in (category, name) if part)  # as analytics.js names a categorised page
+    extra = {k: v for k, v in (("name", name), ("category", category)) if v is not None and k not in properties}
+    return (f"Viewed {full} {noun}" if full else f"Loaded a {noun}"), {**properties, **extra}

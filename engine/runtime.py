@@ -31,7 +31,7 @@ from storage import counters, coupons, writer
 from storage.counters import JOURNEY_LEVEL  # re-exported: callers import it from here
 from storage.tables import events, journey_runs, journey_versions, journeys, profiles, schedule_ticks, timers
 
-from . import identity, intake
+from . import groups, identity, intake
 from .clock import Clock
 from .machine import (
     LIVE_STATES,
@@ -57,12 +57,13 @@ from .machine import (
     may_enter,
 )
 from .matcher import CompiledMatcher, Decisions, Matcher
-from .messages import Message
+from .messages import EVENT_TYPES, Message
 from .scope import Scope
 from .timing import zone
 from .unit_of_work import Profile, RunRow, TraceRecord, UnitHistory, UnitOfWork, UnitPorts, chunks
 
 MAX_PARTITIONS = 32_767  # a partition's lock key is count * 65536 + index, within PostgreSQL's int4
+PROFILE_TYPES = frozenset({"identify", "group"})  # messages that change the profile, not events
 REDEMPTION_EVENT = "coupon_redeemed"  # {code, pool?}: marks the code used, in the batch's transaction
 SCHEDULE_CATCH_UP = timedelta(days=1)  # how late a missed schedule tick may still fire
 
@@ -217,14 +218,14 @@ class Runtime:
         profile = unit.profile(row.profile_id)
         history = UnitHistory(unit, profile.id)
         props = dict(row.properties or {})
-        if row.type == "identify":
+        if row.type in PROFILE_TYPES:
             before = self.matcher.on_profile_change(Scope(dict(profile.user), unit.now, history=history))
-            profile.user.update(props)
+            profile.user.update(props if row.type == "identify" else _group_traits(profile.user, props))
             profile.changed = True
             after = self.matcher.on_profile_change(Scope(dict(profile.user), unit.now, history=history))
             decisions = Decisions(enter=after.enter - before.enter, exit=after.exit, goals=after.goals)
             trigger = None
-        elif row.type == "track":
+        elif row.type in EVENT_TYPES:
             if row.name == REDEMPTION_EVENT and isinstance(props.get("code"), str):
                 pool = props.get("pool")
                 coupons.redeem(unit.conn, props["code"], row.occurred_at, pool if isinstance(pool, str) else None)
@@ -525,3 +526,9 @@ def _metrics(trace: Trace, before: Run, after: Run) -> list[tuple[str, str]]:
 
 
 __all__ = ["JOURNEY_LEVEL", "JourneyNotFound", "Runtime", "TraceRecord", "slugify"]
+
+
+def _group_traits(user: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored group event (`intake` keeps its id and traits) as the profile traits it changes."""
+    traits = stored.get("traits")
+    return groups.joined(user, str(stored.get("group_id")), traits if isinstance(traits, Mapping) else {})

@@ -88,8 +88,8 @@ events = Table(
     Column("id", BigIntId, primary_key=True, autoincrement=True),
     Column("message_id", String, nullable=False, unique=True),  # the sender's id: duplicates are dropped
     Column("profile_id", BigIntId, ForeignKey("profiles.id"), nullable=False),
-    Column("type", String, nullable=False),  # track, identify, alias
-    Column("name", String, nullable=True),  # track only
+    Column("type", String, nullable=False),  # track, identify, alias, group, page, screen
+    Column("name", String, nullable=True),  # the event's name: track, page and screen only
     Column("properties", JSON, nullable=False, server_default=text("'{}'")),
     Column("occurred_at", UTCDateTime, nullable=False),  # the event's own timestamp
     Column("received_at", UTCDateTime, nullable=False),

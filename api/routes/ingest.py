@@ -1,8 +1,15 @@
-"""Event intake for producers: Segment's `track`, `identify`, `alias` and `batch`.
+"""Event intake for producers: the Segment spec's `track`, `identify`, `alias`, `group`, `page`,
+`screen` and `batch`.
 
-Fields are Segment's camelCase, so a pipeline's webhook destination can point here unchanged.
-A 202 means the events are committed (through the group-commit queue); a repeated
-`messageId` is dropped, so a producer that is unsure may resend.
+Fields are Segment's camelCase and answers are what Segment's own API gives (200 with a JSON
+body), so a pipeline or an official SDK (Segment's, RudderStack's) can point here unchanged.
+Bodies may be gzip or deflate encoded, as the SDKs send them; the size limits apply to the
+decoded body.
+
+A 200 means the events are committed (through the group-commit queue); a repeated `messageId`
+is dropped, so a producer that is unsure may resend. A batch keeps its good messages: the bad
+ones are named by index in the answer (`rejected`), and only a batch with no good message at
+all is refused, since an SDK that gets an error drops the whole batch it sent.
 """
 
 from __future__ import annotations
@@ -16,18 +23,18 @@ from starlette.routing import Route
 
 from engine.messages import IDENTITY_TRAITS, Message, MessageInvalid, parse_message
 
-from ..bodies import check_json_type, json_object
+from .. import bodies
 from ..problems import BadRequest, PayloadTooLarge
 from ..services import services
 from ._guard import authorized
 
 # Text that ends up in indexed columns; PostgreSQL refuses NUL characters in text.
 _TEXT_FIELDS = {"messageId": "message_id", "userId": "user_id", "anonymousId": "anonymous_id",
-                "event": "event", "previousId": "previous_id"}
+                "event": "event", "previousId": "previous_id", "groupId": "group_id"}
 # JSON text can only carry a NUL as this escape (a raw control character is invalid JSON), so a
 # body without it needs no NUL check field by field.
 _NUL_ESCAPE = b"\\u0000"
-_ACCEPTED_ONE = b'{"accepted":1}'  # what JSONResponse({"accepted": 1}) renders, built once
+_ACCEPTED_ONE = b'{"success":true,"accepted":1}'  # built once: the hot path's answer
 
 
 def parse(raw: Any, kind: str | None, now: datetime, nul_possible: bool = True) -> Message:
@@ -45,17 +52,29 @@ def parse(raw: Any, kind: str | None, now: datetime, nul_possible: bool = True) 
     return message
 
 
+async def _body(request: Request, limit: int) -> tuple[bodies.Parsed, bool]:
+    """The request's JSON object, decoded and parsed, and whether it may hold a NUL."""
+    _, body = await authorized(request, "write", limit)
+    bodies.check_json_type(request)
+    body = bodies.decoded(request, body, limit)
+    parsed = bodies.parse(body)
+    if not isinstance(parsed.value, dict):
+        raise BadRequest("the body must be a JSON object", {"body": "must be an object"})
+    return parsed, _NUL_ESCAPE in body
+
+
 async def _single(request: Request, kind: str) -> Response:
     svc = services(request)
-    _, body = await authorized(request, "write", svc.settings.max_message_bytes)
-    check_json_type(request)
-    raw = json_object(body)
+    parsed, nul_possible = await _body(request, svc.settings.max_message_bytes)
+    problems = bodies.problems_in(parsed.value) if parsed.suspect else {}
+    if problems:
+        raise BadRequest(f"the {kind} message holds values that cannot be stored", problems)
     try:
-        message = parse(raw, kind, svc.settings.clock.now(), _NUL_ESCAPE in body)
+        message = parse(parsed.value, kind, svc.settings.clock.now(), nul_possible)
     except MessageInvalid as error:
-        raise BadRequest(f"the {kind} message is invalid", _fields("", error)) from None
+        raise BadRequest(f"the {kind} message is invalid", _fields("", error.problems)) from None
     await svc.queue.submit([message])
-    return Response(_ACCEPTED_ONE, status_code=202, media_type="application/json")
+    return Response(_ACCEPTED_ONE, media_type="application/json")
 
 
 async def track(request: Request) -> Response:
@@ -70,48 +89,71 @@ async def alias(request: Request) -> Response:
     return await _single(request, "alias")
 
 
+async def group(request: Request) -> Response:
+    return await _single(request, "group")
+
+
+async def page(request: Request) -> Response:
+    return await _single(request, "page")
+
+
+async def screen(request: Request) -> Response:
+    return await _single(request, "screen")
+
+
 async def batch(request: Request) -> Response:
-    """Several messages in one call, all or none: one bad message refuses the batch and every
-    problem is named (`batch[3].userId`). Top-level `context` applies to messages without one."""
+    """Several messages in one call. Top-level `context` applies to messages without one."""
     svc = services(request)
-    _, body = await authorized(request, "write", svc.settings.max_batch_bytes)
-    check_json_type(request)
-    raw = json_object(body)
+    parsed, nul_possible = await _body(request, svc.settings.max_batch_bytes)
+    raw: dict[str, Any] = parsed.value
     items = raw.get("batch")
     if not isinstance(items, list) or not items:
         raise BadRequest("batch must be a non-empty array of messages", {"batch": "must be a non-empty array"})
     if len(items) > svc.settings.max_batch_messages:
         raise PayloadTooLarge(f"the batch holds {len(items)} messages; at most {svc.settings.max_batch_messages}")
     context = raw.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise BadRequest("the batch's context must be an object", {"context": "must be an object"})
     now = svc.settings.clock.now()
-    nul_possible = _NUL_ESCAPE in body
     messages: list[Message] = []
-    problems: dict[str, str] = {}
+    rejected: list[dict[str, Any]] = []
     for i, item in enumerate(items):
-        if isinstance(item, dict) and isinstance(context, dict) and "context" not in item:
-            item = {**item, "context": context}
-        try:
-            messages.append(parse(item, None, now, nul_possible))
-        except MessageInvalid as error:
-            problems |= _fields(f"batch[{i}]", error)
-    if problems:
-        raise BadRequest(f"{len({k.split('.')[0] for k in problems})} message(s) of the batch are invalid", problems)
+        prefix = f"batch[{i}]"
+        problems = bodies.problems_in(item, prefix) if parsed.suspect else {}
+        if not problems:
+            if isinstance(item, dict) and context is not None and "context" not in item:
+                item = {**item, "context": context}
+            try:
+                messages.append(parse(item, None, now, nul_possible))
+                continue
+            except MessageInvalid as error:
+                problems = _fields(prefix, error.problems)
+        rejected.append({"index": i, "errors": [{"field": k, "detail": v} for k, v in problems.items()]})
+    if not messages:
+        raise BadRequest(f"every message of the batch is invalid ({len(rejected)})",
+                         {e["field"]: e["detail"] for r in rejected for e in r["errors"]})
     await svc.queue.submit(messages)
-    return JSONResponse({"accepted": len(messages)}, status_code=202)
+    answer: dict[str, Any] = {"success": True, "accepted": len(messages)}
+    if rejected:
+        answer["rejected"] = rejected
+    return JSONResponse(answer)
 
 
-def _fields(prefix: str, error: MessageInvalid) -> dict[str, str]:
+def _fields(prefix: str, problems: dict[str, str]) -> dict[str, str]:
     def name(field: str) -> str:
         if not prefix:
             return field or "body"
         return f"{prefix}.{field}" if field else prefix
 
-    return {name(field): detail for field, detail in error.problems.items()}
+    return {name(field): detail for field, detail in problems.items()}
 
 
 routes = [
     Route("/v1/track", track, methods=["POST"]),
     Route("/v1/identify", identify, methods=["POST"]),
     Route("/v1/alias", alias, methods=["POST"]),
+    Route("/v1/group", group, methods=["POST"]),
+    Route("/v1/page", page, methods=["POST"]),
+    Route("/v1/screen", screen, methods=["POST"]),
     Route("/v1/batch", batch, methods=["POST"]),
 ]

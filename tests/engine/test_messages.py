@@ -45,10 +45,24 @@ def test_alias_needs_both_ids() -> None:
     [
         ({"type": "track", "userId": "u"}, {"event": "is required"}),
         ({"type": "track", "event": "x"}, {"userId": "userId or anonymousId is required"}),
-        ({"type": "page", "userId": "u"}, {"type": "must be one of track, identify, alias"}),
+        ({"type": "pageview", "userId": "u"}, {"type": "must be one of track, identify, alias, group, page, screen"}),
+        ({"type": "group", "userId": "u"}, {"groupId": "is required"}),
+        ({"type": "identify", "userId": "u", "context": "web"}, {"context": "must be an object"}),
+        ({"type": "identify", "userId": "u", "context": ["web"]}, {"context": "must be an object"}),
+        ({"type": "identify", "userId": "u", "context": {"traits": "x"}}, {"context.traits": "must be an object"}),
+        ({"type": "track", "event": "x" * 256, "userId": "u"}, {"event": "must be at most 255 characters"}),
+        ({"type": "track", "event": "x", "userId": 10**300}, {"userId": "must be at most 255 characters"}),
+        ({"type": "page", "userId": "u", "name": 3.5}, {"name": "must be a string"}),
         ({"type": "track", "event": "x", "userId": "u", "properties": [1]}, {"properties": "must be an object"}),
         ({"type": "track", "event": "x", "userId": "u", "timestamp": "yesterday"},
          {"timestamp": "must be an ISO-8601 timestamp"}),
+        # Both overflow when moved to UTC; neither is a time anything happened.
+        ({"type": "track", "event": "x", "userId": "u", "timestamp": "0001-01-01T00:00:00+01:00"},
+         {"timestamp": "must be between 1900 and 2999"}),
+        ({"type": "track", "event": "x", "userId": "u", "timestamp": "9999-12-31T23:59:59-01:00"},
+         {"timestamp": "must be between 1900 and 2999"}),
+        ({"type": "track", "event": "x", "userId": "u", "timestamp": "1899-12-31T23:59:59Z"},
+         {"timestamp": "must be between 1900 and 2999"}),
         ({"type": "track", "event": {"n": 5}, "userId": ["u"]},
          {"event": "must be a string", "userId": "must be a string"}),
         ([], {"": "a message must be a JSON object"}),
@@ -68,3 +82,31 @@ def test_a_missing_message_id_is_derived_from_the_content_so_resends_still_dedup
 
 def test_forced_type_for_typed_endpoints() -> None:
     assert parse_message({"event": "x", "userId": "u"}, NOW, forced_type="track").type == "track"
+
+
+@pytest.mark.parametrize(
+    ("raw", "name", "properties"),
+    [
+        ({"name": "Home", "properties": {"path": "/"}}, "Viewed Home Page", {"path": "/", "name": "Home"}),
+        ({"name": "Lenses", "category": "Shop"}, "Viewed Shop Lenses Page", {"name": "Lenses", "category": "Shop"}),
+        ({"category": "Shop"}, "Viewed Shop Page", {"category": "Shop"}),
+        ({}, "Loaded a Page", {}),
+        ({"name": "Home", "properties": {"name": "kept"}}, "Viewed Home Page", {"name": "kept"}),
+    ],
+)
+def test_pages_are_events_named_as_segment_names_them(raw: dict[str, Any], name: str,
+                                                        properties: dict[str, Any]) -> None:
+    message = parse_message({"type": "page", "userId": "u", **raw}, NOW)
+    assert (message.type, message.event, dict(message.properties)) == ("page", name, properties)
+
+
+def test_screens_are_named_like_pages() -> None:
+    assert parse_message({"type": "screen", "anonymousId": "a", "name": "Cart"}, NOW).event == "Viewed Cart Screen"
+    assert parse_message({"type": "screen", "anonymousId": "a"}, NOW).event == "Loaded a Screen"
+
+
+def test_a_groups_traits_describe_the_group_not_the_person() -> None:
+    message = parse_message({"type": "group", "userId": "u", "groupId": 42,
+                             "traits": {"email": "shop@example.com", "plan": "pro"}}, NOW)
+    assert (message.group_id, dict(message.traits)) == ("42", {"email": "shop@example.com", "plan": "pro"})
+    assert message.identities() == [("user_id", "u")]  # the group's email is not the person's identity
