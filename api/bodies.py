@@ -137,8 +137,8 @@ def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
 # several, so one bad message does not cost the others.
 #
 # Checking every value of every body would slow the intake path, so the walk runs only when
-# the cheap signs say it may find something: the parse hooks saw a non-finite number or a huge
-# integer, the bytes hold a surrogate escape, or there are more brackets than MAX_DEPTH.
+# the cheap signs say it may find something: the parser met a number it cannot store, the
+# bytes hold a surrogate escape, or there are more brackets than MAX_DEPTH.
 
 MAX_DEPTH = 64  # objects and arrays inside one another, counted from the value checked
 MAX_PROBLEMS = 20  # named per value: enough to fix a body, bounded for a hostile one
@@ -162,46 +162,61 @@ class Parsed:
     suspect: bool  # whether `problems_in` may find something
 
 
-def _finite(text: str) -> Any:
+class _Marked(Exception):
+    """Raised by the fast decoder at the first number it cannot store: the body is read again
+    by the marking decoder, which puts `_Unstorable` in its place."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Marked
+
+
+def _refuse_non_finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999 and a 400-digit literal are read as infinity
+        raise _Marked
+    return number
+
+
+def _mark_constant(name: str) -> Any:
+    return _NON_FINITE
+
+
+def _mark_non_finite(text: str) -> Any:
     number = float(text)
     return number if math.isfinite(number) else _NON_FINITE
 
 
-def _bounded_int(text: str) -> Any:
+def _mark_int(text: str) -> Any:
     return int(text) if len(text.lstrip("-")) <= _MAX_DIGITS else _HUGE
 
 
+# Built once: `json.loads` with hooks builds a decoder on every call, which costs more than
+# the parse of a typical event.
+_FAST = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_refuse_non_finite)
+_MARKING = json.JSONDecoder(parse_constant=_mark_constant, parse_float=_mark_non_finite, parse_int=_mark_int)
+
+
 def parse(body: bytes) -> Parsed:
-    """Parse a JSON body; only what is not JSON at all is refused here (as a 400 naming
-    `body`), while values that cannot be stored are marked for `problems_in` to name."""
-    seen: list[_Unstorable] = []
-
-    def constant(name: str) -> Any:
-        seen.append(_NON_FINITE)
-        return _NON_FINITE
-
-    def finite(text: str) -> Any:
-        number = _finite(text)
-        if number is _NON_FINITE:
-            seen.append(_NON_FINITE)
-        return number
-
+    """Parse a JSON body (UTF-8, as RFC 8259 requires between systems); only what is not JSON
+    at all is refused here (as a 400 naming `body`), while values that cannot be stored are
+    marked for `problems_in` to name."""
     try:
+        text = body.decode("utf-8")
         try:
-            value = json.loads(body, parse_constant=constant, parse_float=finite)
-        except ValueError as error:
+            return Parsed(_FAST.decode(text), b"\\ud" in body or b"\\uD" in body
+                          or body.count(b"{") + body.count(b"[") > MAX_DEPTH)
+        except _Marked:
+            pass
+        except ValueError as error:  # an integer past the digit limit; anything else is not JSON
             if "digits" not in str(error) or isinstance(error, json.JSONDecodeError):
                 raise
-            seen.append(_HUGE)  # an integer past the digit limit: read again, marking it
-            value = json.loads(body, parse_constant=constant, parse_float=finite, parse_int=_bounded_int)
+        return Parsed(_MARKING.decode(text), True)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadRequest("the body is not valid JSON", {"body": str(error)}) from None
     except RecursionError:
         raise BadRequest(f"the body nests objects and arrays too deeply (at most {MAX_DEPTH} levels)",
                          {"body": f"nested over {MAX_DEPTH} levels"}) from None
-    suspect = bool(seen) or b"\\ud" in body or b"\\uD" in body or (
-        body.count(b"{") + body.count(b"[") > MAX_DEPTH)
-    return Parsed(value, suspect)
 
 
 def problems_in(value: Any, path: str = "") -> dict[str, str]:

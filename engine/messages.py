@@ -154,6 +154,9 @@ def parse_message(raw: Any, received_at: datetime, forced_type: str | None = Non
     context = _object(raw, "context", problems)
     if kind == "identify" and not traits:
         traits = _object(context, "traits", problems, "context.traits")
+    if kind == "identify":  # these become identities, kept in an indexed column like the ids
+        problems |= {f"traits.{t}": f"must be at most {MAX_ID_LENGTH} characters" for t in IDENTITY_TRAITS
+                     if isinstance(traits.get(t), str | int) and len(str(traits[t]).strip()) > MAX_ID_LENGTH}
     if kind in ("page", "screen"):
         event, properties = _viewed(raw, kind, properties, problems)
     message_id = _text(raw, "messageId", problems) or derived_message_id(raw)

@@ -53,6 +53,8 @@ def test_alias_needs_both_ids() -> None:
         ({"type": "track", "event": "x" * 256, "userId": "u"}, {"event": "must be at most 255 characters"}),
         ({"type": "track", "event": "x", "userId": 10**300}, {"userId": "must be at most 255 characters"}),
         ({"type": "page", "userId": "u", "name": 3.5}, {"name": "must be a string"}),
+        ({"type": "identify", "userId": "u", "traits": {"email": "e" * 256}},
+         {"traits.email": "must be at most 255 characters"}),
         ({"type": "track", "event": "x", "userId": "u", "properties": [1]}, {"properties": "must be an object"}),
         ({"type": "track", "event": "x", "userId": "u", "timestamp": "yesterday"},
          {"timestamp": "must be an ISO-8601 timestamp"}),
