@@ -39,7 +39,8 @@ def _content(row: Claimed, settings: Settings) -> tuple[str, str | None]:
     if name:
         template = settings.templates.get(str(name))
         if template is None:
-            raise MessageInvalid(f"unknown template {name!r}: define [templates.{name}] in the actions settings")
+            raise MessageInvalid(f"unknown template {name!r}: define [templates.{name}] in the actions settings "
+                                 "(--actions-settings FILE)")
         text, title = template.text, template.title
     else:
         text, title = str(row.payload.get("text") or ""), row.payload.get("title")

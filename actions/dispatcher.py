@@ -103,6 +103,10 @@ class Dispatcher:
         outbox.record(self.db, outcomes, self.clock.now())
         for row, outcome in zip(claimed, outcomes, strict=True):
             report.statuses[outcome.status] += 1
+            if outcome.status not in ("sent", "pending"):  # a message that did not go out is news too
+                logger.log(logging.INFO if outcome.status == "deferred" else logging.WARNING,
+                           "%s %s/%s for profile %s %s: %s", row.channel, row.journey, row.step_id,
+                           row.profile_id, outcome.status, outcome.error)
             if row.attempts > 1 and outcome.status != "pending":
                 report.retries += 1
         return report
@@ -162,7 +166,8 @@ class Dispatcher:
                     return self._retry_or_dead(row, provider.name, reason, None)
                 return Outcome(row.id, row.attempts, "uncertain", reason, provider=provider.name)
         return Outcome(row.id, row.attempts, "sent", provider=provider.name,
-                       provider_message_id=receipt.provider_message_id, sent_at=self.clock.now(), reply=receipt.reply)
+                       provider_message_id=receipt.provider_message_id, sent_at=self.clock.now(), reply=receipt.reply,
+                       recipient=delivery.to, content=delivery.content)
 
     def _retry_or_dead(self, row: Claimed, provider: str, reason: str, retry_after: float | None) -> Outcome:
         policy = self.settings.dispatch.retry

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, Select, String, Text, and_, bindparam, func, or_, select, update
 
 from storage.replies import deliver_reply
 from storage.tables import events, identities, journey_runs, journeys, outbox, profiles
@@ -65,6 +65,9 @@ class Outcome:
     provider: str | None = None
     provider_message_id: str | None = None
     sent_at: datetime | None = None
+    # What was sent, as built at send time (Delivery.to and Delivery.content); kept on the row.
+    recipient: str | None = None
+    content: str | None = None
     # For a webhook step that waits for its answer: the reply (or the failure) and whom to wake.
     reply: Mapping[str, Any] | None = None
     run_id: int | None = None
@@ -142,10 +145,12 @@ def record(db: Engine, outcomes: Sequence[Outcome], now: datetime) -> None:
                 .values(status=bindparam("o_status"), last_error=bindparam("o_error"),
                         next_attempt_at=bindparam("o_next"), provider=bindparam("o_provider"),
                         provider_message_id=bindparam("o_message_id"), sent_at=bindparam("o_sent_at"),
+                        recipient=func.coalesce(bindparam("o_recipient", type_=String), outbox.c.recipient),
+                        content=func.coalesce(bindparam("o_content", type_=Text), outbox.c.content),
                         lease_until=None, updated_at=now),
                 [{"o_id": o.id, "o_attempts": o.attempts, "o_status": o.status, "o_error": o.error,
                   "o_next": o.next_attempt_at, "o_provider": o.provider, "o_message_id": o.provider_message_id,
-                  "o_sent_at": o.sent_at} for o in finished])
+                  "o_sent_at": o.sent_at, "o_recipient": o.recipient, "o_content": o.content} for o in finished])
         for o in finished:
             if o.reply is not None and o.run_id is not None and o.step_id is not None:
                 deliver_reply(conn, o.run_id, o.step_id, o.reply, now)
@@ -172,14 +177,16 @@ class DeliveryRow:
     attempts: int
     provider: str | None
     error: str | None
+    recipient: str | None = None  # where it went (phone, device token, URL), once sent
+    content: str | None = None  # what it said, rendered; a coupon's code
 
 
 def deliveries(conn: Connection, statuses: Collection[str] = (), journey: str | None = None,
                user: str | None = None, channels: Collection[str] = (), limit: int = 50) -> list[DeliveryRow]:
-    """Outbox rows, newest first, with who they were for and which step sent them."""
+    """Outbox rows, newest first, with who they were for, which step sent them and what they said."""
     query = (select(outbox.c.id, outbox.c.send_at, outbox.c.sent_at, outbox.c.profile_id, journeys.c.slug,
                     outbox.c.step_id, outbox.c.channel, outbox.c.status, outbox.c.attempts, outbox.c.provider,
-                    outbox.c.last_error)
+                    outbox.c.last_error, outbox.c.recipient, outbox.c.content, outbox.c.payload)
              .outerjoin(journeys, journeys.c.id == outbox.c.journey_id)
              .order_by(outbox.c.send_at.desc(), outbox.c.id.desc()).limit(limit))
     if statuses:
@@ -195,7 +202,17 @@ def deliveries(conn: Connection, statuses: Collection[str] = (), journey: str | 
     return [DeliveryRow(id=row.id, send_at=row.send_at, sent_at=row.sent_at,
                         user=names.get(row.profile_id, f"profile:{row.profile_id}"), journey=row.slug,
                         step_id=row.step_id, channel=row.channel, status=row.status, attempts=row.attempts,
-                        provider=row.provider, error=row.last_error) for row in rows]
+                        provider=row.provider, error=row.last_error, recipient=row.recipient,
+                        content=row.content or _coupon_code(row.channel, row.payload)) for row in rows]
+
+
+def _coupon_code(channel: str, payload: Any) -> str | None:
+    """A coupon row is never dispatched (the engine takes the code and writes it sent): what it
+    gave is the code in its payload."""
+    if channel != "coupon" or not isinstance(payload, Mapping):
+        return None
+    code = payload.get("code")
+    return str(code) if code else None
 
 
 def _names(conn: Connection, profile_ids: Sequence[int]) -> dict[int, str]:

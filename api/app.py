@@ -3,6 +3,7 @@ shared services built when the app starts (and closed when it stops)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +11,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import builder_ui
@@ -24,10 +25,28 @@ from .auth import KeyStore
 from .dispatch_loop import DispatchLoop
 from .engine_loop import EngineLoop
 from .ingest_queue import IngestQueue
-from .problems import Problem, handle_http_exception, handle_problem
+from .problems import Problem, handle_http_exception, handle_problem, problem_response
 from .routes import analytics, coupons, health, ingest, journeys, profiles
 from .services import Services
 from .settings import Settings
+
+log = logging.getLogger("journeyflow.api")  # under `journeyflow`, so serve prints it
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """The last resort, for a bug: every input should have been refused as a `Problem` before
+    it could raise anything else. The client learns only that it was our fault; the traceback
+    goes to the log, with the request line, for whoever fixes it. (Starlette then re-raises it
+    for the server, which logs it again without the request line.)"""
+    log.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(Problem("an unexpected error; it has been logged"), request.url.path)
+
+
+async def root(request: Request) -> Response:
+    """Where a person lands who opens the server's address: the builder. A program that asks
+    learns where the API is described from the Link header (RFC 8631)."""
+    return RedirectResponse("/builder/", status_code=307,
+                            headers={"Link": '</openapi.json>; rel="service-desc"'})
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -69,7 +88,8 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         *ingest.routes, *journeys.routes, *analytics.routes, *profiles.routes, *coupons.routes, *health.routes,
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/", root, methods=["GET"]),
         *builder_ui.routes(),  # the visual builder, under /builder (issue 6)
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        Problem: handle_problem, HTTPException: handle_http_exception})
+        Problem: handle_problem, HTTPException: handle_http_exception, Exception: handle_unexpected})

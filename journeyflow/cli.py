@@ -14,13 +14,14 @@ from typing import Any
 
 import click
 
+from actions.settings import SETTINGS_FILE_ENV
 from dsl import Catalog, JourneyError, compile_journey, format_journey, parse, validate
 from dsl.parser import normalize
 from engine.durable.backend import make_matcher
 
 from . import config
 from .config import CONFIG_ENV
-from .options import rules_backend_option
+from .options import database_options, open_database, rules_backend_option
 
 CATALOG_FILE = "catalog.toml"
 JOURNEY_SUFFIX = ".journey"
@@ -108,9 +109,11 @@ def check(files: tuple[str, ...], catalog_path: Path | None) -> None:
 @click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file would change.")
 @click.option("--diff", is_flag=True, help="With --check, show what would change.")
 def fmt(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
-    """Rewrite journeys in canonical form (in place)."""
+    """Rewrite journeys in canonical form (in place). Ends with a count, so that a run that had
+    nothing to change says so rather than printing nothing."""
     changed = broken = 0
-    for path in _journey_files(files):
+    paths = _journey_files(files)
+    for path in paths:
         raw = path.read_bytes()
         try:
             text = normalize(raw)
@@ -134,6 +137,9 @@ def fmt(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
         raise click.ClickException(f"{broken} file(s) could not be parsed")
     if check_only and changed:
         raise click.ClickException(f"{changed} file(s) would be reformatted")
+    unchanged = len(paths) - changed
+    click.echo(f"{len(paths)} file(s): {unchanged} already in canonical form"
+               + (f", {changed} reformatted" if changed else ""))
 
 
 @main.command()
@@ -162,13 +168,28 @@ def graph(file: Path, output: str, catalog_path: Path | None) -> None:
 @click.option("--until", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
               help="Run the clock to this time (UTC unless a zone is given). Default: until no timer is left.")
 @click.option("--trace", is_flag=True, help="Also print a line for every transition.")
+@click.option("--actions-settings", "actions_path", envvar=SETTINGS_FILE_ENV,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help=f"The actions settings (TOML; also ${SETTINGS_FILE_ENV}) whose [templates.NAME] render template "
+                   "sends, as the dispatcher will; without it a template send has no text to show.")
 @rules_backend_option
 def simulate(journey_files: tuple[Path, ...], events_file: Path, until: datetime | None, trace: bool,
-             rules_backend: str) -> None:
+             actions_path: Path | None, rules_backend: str) -> None:
     """Run journeys on the real engine against a file of events, with a virtual clock; print one
-    JSON line per action (and per transition with --trace)."""
+    JSON line per action (and per transition with --trace), each message built as the dispatcher
+    would build it: rendered, with its recipient, or the reason it would fail."""
+    import os
+
+    from actions.errors import ActionsError
+    from actions.settings import load_settings
+
     from .simulate import SimulationInputError, read_events
     from .simulate import simulate as run_simulation
+
+    try:
+        actions = load_settings(actions_path, os.environ)
+    except ActionsError as error:
+        raise click.ClickException(str(error)) from None
 
     sources = []
     for path in journey_files:
@@ -189,20 +210,15 @@ def simulate(journey_files: tuple[Path, ...], events_file: Path, until: datetime
         until = until.replace(tzinfo=UTC)
     matcher = make_matcher(rules_backend)
     try:
-        lines = run_simulation(sources, messages, until, trace, matcher)
+        lines = run_simulation(sources, messages, until, trace, matcher, actions=actions)
     finally:
         matcher.close()
     for line in lines:
         click.echo(json.dumps(line, ensure_ascii=False, sort_keys=False, default=str))
 
 
-DATABASE_URL_ENV = "JOURNEYFLOW_DATABASE_URL"
-DEFAULT_DATABASE_URL = "sqlite:///journeyflow.db"
-
-
 @main.command()
-@click.option("--database", "database_url", envvar=DATABASE_URL_ENV, default=DEFAULT_DATABASE_URL, show_default=True,
-              help=f"SQLAlchemy URL of the database (also ${DATABASE_URL_ENV}).")
+@database_options
 @click.option("--batch", default=500, show_default=True, help="Events or timers applied per transaction.")
 @click.option("--until-idle", is_flag=True, help="Stop when no event is waiting and no timer is due.")
 @click.option("--poll", default=0.5, show_default=True, help="Seconds to sleep when idle.")
@@ -213,17 +229,19 @@ def process(database_url: str, batch: int, until_idle: bool, poll: float, rules_
 
     from engine.clock import SystemClock
     from engine.runtime import Runtime
-    from storage import connect, migrate
 
-    db = connect(database_url)
-    migrate(db)
+    db = open_database(database_url, create=True)
     runtime = Runtime(db, SystemClock(), matcher=make_matcher(rules_backend))
+    events = timers = ticks = 0
     try:
         while True:
-            done = runtime.process_events(batch) + runtime.fire_due_timers(batch) + runtime.run_due_schedules(batch)
-            if done:
+            applied, fired, ran = (runtime.process_events(batch), runtime.fire_due_timers(batch),
+                                   runtime.run_due_schedules(batch))
+            events, timers, ticks = events + applied, timers + fired, ticks + ran
+            if applied or fired or ran:
                 continue
-            if until_idle:
+            if until_idle:  # say what was done: a silent exit reads as "there was nothing here"
+                click.echo(f"{events} event(s) applied, {timers} timer(s) fired, {ticks} schedule tick(s) run")
                 return
             time.sleep(poll)
             runtime.reload()
@@ -233,8 +251,7 @@ def process(database_url: str, batch: int, until_idle: bool, poll: float, rules_
 
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--database", "database_url", envvar=DATABASE_URL_ENV, default=DEFAULT_DATABASE_URL, show_default=True,
-              help=f"SQLAlchemy URL of the database (also ${DATABASE_URL_ENV}).")
+@database_options
 @click.option("--batch", default=1000, show_default=True, help="Members stored per transaction.")
 def import_members(file: Path, database_url: str, batch: int) -> None:
     """Import members (CSV with a header row, or JSON Lines) as profiles; see docs/engine.md.
@@ -248,12 +265,10 @@ def import_members(file: Path, database_url: str, batch: int) -> None:
 
     from engine.clock import SystemClock
     from engine.runtime import Runtime
-    from storage import connect, migrate
 
     from .importer import Refused, read_members
 
-    db = connect(database_url)
-    migrate(db)
+    db = open_database(database_url, create=True)
     runtime = Runtime(db, SystemClock())
     stored = seen = 0
     refused: list[Refused] = []

@@ -2,6 +2,7 @@
 place so that `serve`, `worker`, `process` and the rest of a deployment agree.
 
     database = "postgresql+psycopg://journeyflow@db/journeyflow"   # for every command with --database
+    data_dir = "/var/lib/journeyflow"   # or: where the embedded journeyflow.db lives (relative: to this file)
     rules_backend = "durable"                                       # ... with --rules-backend
 
     [serve]                                                         # for one command only
@@ -89,9 +90,15 @@ def _all_option_names(group: click.Group) -> set[str]:
 
 
 def _checked(path: Path, key: str, option: click.Option, value: Any) -> Any:
-    """The value, if the option takes it (converted the way the command line would be)."""
+    """The value, if the option takes it (converted the way the command line would be).
+
+    A relative file or directory is taken from the settings file's own directory, not from
+    wherever the command is run: `data_dir = "data"` in /srv/jf/journeyflow.toml means
+    /srv/jf/data for a command typed anywhere."""
     if isinstance(value, Mapping):
         raise ConfigInvalid(f"{path}: {key}: expected a value, not a table")
+    if isinstance(option.type, click.Path) and isinstance(value, str) and value and not Path(value).is_absolute():
+        value = str(path.absolute().parent / value)
     try:
         option.type_cast_value(click.Context(click.Command("config")), value)
     except click.BadParameter as error:

@@ -6,14 +6,9 @@ from __future__ import annotations
 import click
 
 from engine.clock import SystemClock
-from storage import connect, keys, migrate
+from storage import keys
 
-DATABASE_URL_ENV = "JOURNEYFLOW_DATABASE_URL"
-DEFAULT_DATABASE_URL = "sqlite:///journeyflow.db"
-
-database_option = click.option(
-    "--database", "database_url", envvar=DATABASE_URL_ENV, default=DEFAULT_DATABASE_URL, show_default=True,
-    help=f"SQLAlchemy URL of the database (also ${DATABASE_URL_ENV}).")
+from .options import database_options, open_database
 
 
 @click.group(name="keys")
@@ -24,12 +19,11 @@ def keys_group() -> None:
 @keys_group.command()
 @click.option("--kind", type=click.Choice(keys.KEY_KINDS), required=True)
 @click.option("--name", required=True, help="Who or what the key is for.")
-@database_option
+@database_options
 def create(kind: keys.KeyKind, name: str, database_url: str) -> None:
     """Create a key and print its secret (shown this once)."""
-    db = connect(database_url)
+    db = open_database(database_url, create=True)
     try:
-        migrate(db)
         with db.begin() as conn:
             key, secret = keys.create(conn, kind, name, SystemClock().now())
     finally:
@@ -39,12 +33,11 @@ def create(kind: keys.KeyKind, name: str, database_url: str) -> None:
 
 
 @keys_group.command(name="list")
-@database_option
+@database_options
 def list_keys(database_url: str) -> None:
     """Every key: id, kind, name, prefix, created, revoked."""
-    db = connect(database_url)
+    db = open_database(database_url, create=False)
     try:
-        migrate(db)
         with db.connect() as conn:
             found = keys.list_all(conn)
     finally:
@@ -56,12 +49,11 @@ def list_keys(database_url: str) -> None:
 
 @keys_group.command()
 @click.argument("key_id", type=int)
-@database_option
+@database_options
 def revoke(key_id: int, database_url: str) -> None:
     """Revoke a key; running servers stop accepting it within their key cache time (5 s)."""
-    db = connect(database_url)
+    db = open_database(database_url, create=False)
     try:
-        migrate(db)
         with db.begin() as conn:
             done = keys.revoke(conn, key_id, SystemClock().now())
     finally:

@@ -1,15 +1,23 @@
 """`journeyflow serve`: the HTTP API under uvicorn, with the engine in the same process.
 
 On first start (no key in the database) it creates a write key and an admin key and prints
-them once, with the URL and a curl line that sends a track event, so a new user can try the
-API in the first minute. When there is no builder user yet it creates the first one, an admin
+them once, with the URL and a curl line that sends an event, so a new user can try the API in
+the first minute. The event is one the examples visibly answer: a person with a phone number
+buys something, and `order_confirmation.journey`, which keeps no quiet hours, texts them at
+once, whatever the hour. When there is no builder user yet it creates the first one, an admin
 named `admin` with a random password, and prints the builder's URL and that password once.
 `--examples DIR` publishes the example journeys that are not loaded yet (matched by slug, the
 file's name).
+
+What the engine and the dispatcher do is printed as they do it: the `journeyflow.*` loggers go to
+stderr, one line each, so that with the default log provider every message shows up there
+(channel, recipient, rendered text) as well as in `journeyflow deliveries`.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -21,14 +29,25 @@ from actions.settings import SETTINGS_FILE_ENV
 from dsl import JourneyError
 from engine.clock import Clock, SystemClock
 from engine.runtime import Runtime
-from storage import connect, keys, migrate, users
 from storage import journeys as stored
+from storage import keys, users
 
-from .keys_cli import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
-from .options import rules_backend_option
+from .options import database_options, open_database, rules_backend_option, shown_database
 
 JOURNEY_SUFFIX = ".journey"
 FIRST_ADMIN = "admin"  # the builder user created on first start
+FIRST_EVENT_JOURNEY = "order_confirmation"  # the example that answers the printed curl line
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# The curl line's batch: who the person is (a phone number, so an SMS can reach them), then what
+# they did. An identify first, because a track alone makes a profile with no phone, whose SMS
+# would fail for want of one.
+FIRST_EVENTS = [
+    {"type": "identify", "userId": "u1", "traits": {"first_name": "Lin", "phone": "+8613800000000"}},
+    {"type": "track", "userId": "u1", "event": "purchase",
+     "properties": {"order_id": "o-1001", "category": "care_solution", "amount": 58}},
+]
 
 
 def load_examples(runtime: Runtime, directory: Path) -> list[str]:
@@ -60,16 +79,47 @@ def create_first_admin(db: Engine, clock: Clock) -> str | None:
 
 
 def curl_line(url: str, write_key: str) -> str:
-    body = '{"userId": "u1", "event": "signup", "properties": {"source": "app"}}'
-    return (f"curl -sS -X POST {url}/v1/track -u {shlex.quote(write_key + ':')} "
+    body = json.dumps({"batch": FIRST_EVENTS}, ensure_ascii=True)
+    return (f"curl -sS -X POST {url}/v1/batch -u {shlex.quote(write_key + ':')} "
             f"-H 'Content-Type: application/json' -d {shlex.quote(body)}")
+
+
+class _Lines(logging.StreamHandler):  # type: ignore[type-arg]
+    """serve's own handler, told apart from any other so that it is added once per process."""
+
+
+def show_logs(level: str) -> None:
+    """Print the `journeyflow.*` loggers (deliveries, dispatch, engine, alerts) on stderr, one
+    line each. Only ours: uvicorn configures its own, and the root logger belongs to whoever
+    embeds us. Without this, Python drops INFO records, and the log provider's messages with them."""
+    logger = logging.getLogger("journeyflow")
+    logger.setLevel(level.upper())
+    logger.propagate = False  # a root handler set up by someone else would print each line twice
+    if not any(isinstance(handler, _Lines) for handler in logger.handlers):
+        handler = _Lines(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+        logger.addHandler(handler)
+
+
+def _command_name() -> str:
+    """How this program was typed (`.venv/bin/journeyflow`), to print commands that can be pasted."""
+    typed = sys.argv[0] if sys.argv else ""
+    return typed if Path(typed).name == "journeyflow" else "journeyflow"
+
+
+def _database_flag(database_url: str) -> str:
+    """What another command needs to find this database: nothing for the default (the data
+    directory is the working directory), else the URL."""
+    ctx = click.get_current_context(silent=True)
+    chosen = ctx is not None and any(ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+                                     for name in ("database_url", "data_dir"))
+    return f" --database {shlex.quote(database_url)}" if chosen else ""
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--database", "database_url", envvar=DATABASE_URL_ENV, default=DEFAULT_DATABASE_URL, show_default=True,
-              help=f"SQLAlchemy URL of the database (also ${DATABASE_URL_ENV}).")
+@database_options
 @click.option("--examples", "examples", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Publish the journeys in this directory that are not loaded yet.")
 @click.option("--engine/--no-engine", "run_engine", default=True, show_default=True,
@@ -78,14 +128,16 @@ def curl_line(url: str, write_key: str) -> str:
               help="Send outbox rows from this process (off when `journeyflow dispatch` does it).")
 @click.option("--actions-settings", "actions_path", envvar=SETTINGS_FILE_ENV,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help=f"Providers' settings (TOML; also ${SETTINGS_FILE_ENV}). Without it every message is logged, "
-                   "not sent.")
+              help=f"Providers' settings and templates' texts (TOML; also ${SETTINGS_FILE_ENV}). Without it every "
+                   "message is logged, not sent, and a template send fails for want of its text.")
 @click.option("--redis", "redis_url", envvar="JOURNEYFLOW_REDIS_URL",
               help="Redis of `journeyflow worker` processes (also $JOURNEYFLOW_REDIS_URL): they apply events and "
                    "dispatch, not this process; /readyz and /metrics report their queue.")
+@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(LOG_LEVELS, case_sensitive=False),
+              help="What the engine and the dispatcher print on stderr: at INFO, every message delivered.")
 @rules_backend_option
 def serve(host: str, port: int, database_url: str, examples: Path | None, run_engine: bool, run_dispatcher: bool,
-          actions_path: Path | None, redis_url: str | None, rules_backend: str) -> None:
+          actions_path: Path | None, redis_url: str | None, log_level: str, rules_backend: str) -> None:
     """Serve the HTTP API (and, by default, run the engine and the dispatcher) on one database."""
     import os
 
@@ -100,9 +152,8 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
         raise click.ClickException(str(error)) from None
 
     clock = SystemClock()
-    db = connect(database_url)
+    db = open_database(database_url, create=True)
     try:
-        migrate(db)
         if examples is not None:
             loaded = load_examples(Runtime(db, clock), examples)
             if loaded:
@@ -113,10 +164,12 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
                 _, write = keys.create(conn, "write", "first write key", clock.now())
                 _, admin = keys.create(conn, "admin", "first admin key", clock.now())
         builder_password = create_first_admin(db, clock)
+        with db.connect() as conn:
+            answering = stored.get(conn, FIRST_EVENT_JOURNEY)
     finally:
         db.dispose()
     url = f"http://{host}:{port}"
-    click.echo(f"Journeyflow API on {url} (database {connect_display(database_url)})")
+    click.echo(f"Journeyflow API on {url} (database {shown_database(database_url)})")
     if redis_url:  # workers do the engine's and the dispatcher's work (docs/deployment.md)
         run_engine = run_dispatcher = False
         click.echo("Events are applied and messages sent by `journeyflow worker` processes on that Redis.")
@@ -126,18 +179,23 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
         click.echo("Keys, shown this once (`journeyflow keys` manages them):")
         click.echo(f"  write key: {write}")
         click.echo(f"  admin key: {admin}")
-        click.echo("Send an event:")
+        click.echo("Send an event, from another terminal:")
         click.echo(f"  {curl_line(url, write)}")
+        if answering is not None and answering.status == "live":
+            how = ("logged, not sent, as no SMS provider is configured" if actions.channel("sms").provider == "log"
+                   else f"sent by the {actions.channel('sms').provider} provider")
+            where = "here" if run_dispatcher else "by the process that dispatches"
+            click.echo(f"The example journey {FIRST_EVENT_JOURNEY} answers it with an SMS ({how}), printed {where}. "
+                       "See it with:")
+            click.echo(f"  {_command_name()} deliveries{_database_flag(database_url)}")
+        elif answering is None:
+            click.echo("No journey answers it yet: start with --examples examples/journeys, or publish one in the "
+                       "builder.")
     sys.stdout.flush()  # the keys must reach a pipe before the server's logs do
+    show_logs(log_level)
     import uvicorn
 
     app = create_app(Settings(database_url=database_url, clock=clock, run_engine=run_engine,
                               run_dispatcher=run_dispatcher, actions=actions, redis_url=redis_url or None,
                               rules_backend=rules_backend))
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
-
-
-def connect_display(url: str) -> str:
-    from sqlalchemy import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

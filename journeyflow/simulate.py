@@ -3,6 +3,12 @@ clock that moves from event to event and fires timers and schedules in between.
 
 Same input, same output, byte for byte: time comes only from the events and the virtual
 clock, splits hash user ids, and every list is ordered by (time, sequence).
+
+Given the actions settings (`journeyflow simulate --actions-settings`), each message is built
+the way the dispatcher will build it when it sends (actions/compose.py): a named template looked
+up in `[templates.NAME]` and rendered, the recipient read off the profile, and anything that
+would fail the real send (an unknown template, no phone number) said as that message's error.
+Without them (the builder's simulation panel), a template send says only its name.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
+from actions.compose import compose
+from actions.errors import MessageInvalid as SendInvalid
+from actions.outbox import Claimed
+from actions.settings import Settings as ActionSettings
 from actions.templates import TemplateFailed, render
 from dsl import graph as g
 from engine.clock import VirtualClock
@@ -129,7 +139,8 @@ class _Output:
 
 class Simulation:
     def __init__(self, sources: list[str], start: datetime, trace: bool = False,
-                 matcher: Matcher | None = None) -> None:
+                 matcher: Matcher | None = None, actions: ActionSettings | None = None) -> None:
+        self.actions = actions
         self.db: Engine = _blank_database()
         self.output = _Output()
         self.trace = trace
@@ -196,10 +207,52 @@ class Simulation:
                 for row in awaiting:
                     deliver_reply(conn, row.run_id, row.step_id, SIMULATED_REPLY, self.clock.now())
 
+    def _identities(self, profile_id: int) -> dict[str, str]:
+        """kind -> value, the first of each kind in order, as the dispatcher reads them."""
+        with self.db.connect() as conn:
+            found = conn.execute(select(identities.c.kind, identities.c.value).where(
+                identities.c.profile_id == profile_id).order_by(identities.c.kind, identities.c.value)).all()
+        known: dict[str, str] = {}
+        for kind, value in found:
+            known.setdefault(kind, value)
+        return known
+
+    def _as_sent(self, line: dict[str, Any], row: Any, user: dict[str, Any], trigger: Any,
+                 actions: ActionSettings) -> dict[str, Any]:
+        """The message as the dispatcher would send it now: its recipient and rendered content,
+        or the reason the send would fail."""
+        payload = row.payload
+        claimed = Claimed(id=row.id, key=row.idempotency_key, channel=row.channel, payload=payload, attempts=1,
+                          lease_until=self.clock.now(), profile_id=row.profile_id, journey=row.slug,
+                          step_id=row.step_id, user=user, event=dict(trigger) if trigger is not None else None,
+                          identities=self._identities(row.profile_id), run_id=row.run_id)
+        if payload.get("template"):
+            line["template"] = payload["template"]
+        try:
+            delivery = compose(claimed, actions)
+        except SendInvalid as error:
+            line["content"] = None
+            line["error"] = str(error)
+        else:
+            line["to"] = delivery.to
+            if row.channel == "webhook":
+                line["content"] = delivery.to
+                line["webhook_body"] = payload.get("body")
+            else:
+                line["content"] = delivery.text
+                if delivery.title:
+                    line["title"] = delivery.title
+        if row.status != "pending":
+            line["status"] = row.status
+            line["reason"] = row.last_error
+        return line
+
     def _action_line(self, row: Any, user: dict[str, Any], trigger: Any) -> dict[str, Any]:
         line: dict[str, Any] = {"at": row.send_at.isoformat(), "user_id": self._user_id(row.profile_id),
                                 "journey": row.slug, "step": row.step_id, "channel": row.channel}
         payload = row.payload
+        if self.actions is not None and row.channel in ("sms", "push", "webhook"):
+            return self._as_sent(line, row, user, trigger, self.actions)
         if row.channel in ("sms", "push"):
             if payload.get("template"):
                 line["content"] = f"template:{payload['template']}"
@@ -256,12 +309,13 @@ class Simulation:
 
 def simulate(sources: list[str], messages: list[Message], until: datetime | None = None,
              trace: bool = False, matcher: Matcher | None = None,
-             seeds: Sequence[SeedProfile] = ()) -> list[dict[str, Any]]:
+             seeds: Sequence[SeedProfile] = (), actions: ActionSettings | None = None) -> list[dict[str, Any]]:
     """Run journeys (DSL texts) over messages; the action (and trace) lines, in time order.
     `matcher` picks the rules backend (default: the compiled one); `seeds` are profiles that
-    exist before the first message."""
+    exist before the first message; `actions` (templates, recipients) builds each message as the
+    dispatcher will (see the module docstring)."""
     start = messages[0].timestamp if messages else (until or EPOCH)
-    simulation = Simulation(sources, start, trace, matcher)
+    simulation = Simulation(sources, start, trace, matcher, actions)
     for profile in seeds:
         simulation.seed(profile)
     return simulation.run(messages, until)

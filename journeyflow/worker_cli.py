@@ -19,8 +19,7 @@ from workers.constants import (
     DEFAULT_QUEUE,
 )
 
-from .keys_cli import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
-from .options import rules_backend_option
+from .options import database_options, rules_backend_option
 
 REDIS_URL_ENV = "JOURNEYFLOW_REDIS_URL"
 QUEUE_ENV = "JOURNEYFLOW_QUEUE"
@@ -29,8 +28,7 @@ QUEUE_ENV = "JOURNEYFLOW_QUEUE"
 @click.command()
 @click.option("--redis", "redis_url", envvar=REDIS_URL_ENV, required=True,
               help=f"Redis URL of the job queue, e.g. redis://127.0.0.1:6379/0 (also ${REDIS_URL_ENV}).")
-@click.option("--database", "database_url", envvar=DATABASE_URL_ENV, default=DEFAULT_DATABASE_URL,
-              help=f"PostgreSQL URL, postgresql+psycopg://... (also ${DATABASE_URL_ENV}).")
+@database_options  # a worker wants PostgreSQL: postgresql+psycopg://...
 @click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, help="Jobs at once in this worker.")
 @click.option("--partitions", default=DEFAULT_PARTITIONS, show_default=True,
               help="Event partitions (and timer and dispatch lanes) of the whole fleet: the same on every worker.")

@@ -209,6 +209,10 @@ outbox = Table(
     Column("provider", String, nullable=True),  # which provider sent it (log, twilio, fcm...)
     Column("provider_message_id", String, nullable=True),  # the provider's own id, for support tickets
     Column("sent_at", UTCDateTime, nullable=True),
+    # What went out, as the dispatcher built it at send time (templates rendered, the profile's
+    # address looked up), for `journeyflow deliveries`: the payload only holds what to render.
+    Column("recipient", String, nullable=True),  # the phone number, device token or webhook URL
+    Column("content", Text, nullable=True),  # the rendered text (a push's title first), or a webhook's body
     CheckConstraint(_one_of("status", OUTBOX_STATUSES), name="status"),
     Index("ix_outbox_status_send_at", "status", "send_at"),
     Index("ix_outbox_profile_id_channel_send_at", "profile_id", "channel", "send_at"),  # frequency caps

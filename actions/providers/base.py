@@ -50,6 +50,15 @@ class Delivery:
     body: Any = None  # the webhook's JSON body
     labels: Mapping[str, str] = field(default_factory=dict)  # journey and step, for providers that carry metadata
 
+    @property
+    def content(self) -> str:
+        """What the message says, as one string: kept on its outbox row (`journeyflow deliveries`)
+        and logged by the log provider, so that both show the same thing. A push's title comes
+        first; a webhook says its JSON body."""
+        if self.channel == "webhook":
+            return json.dumps(self.body, ensure_ascii=False, sort_keys=True)
+        return f"{self.title} | {self.text}" if self.title else self.text
+
 
 @dataclass(frozen=True)
 class Receipt:

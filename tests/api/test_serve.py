@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import shlex
 import signal
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 from click.testing import CliRunner
@@ -16,7 +18,7 @@ from journeyflow.cli import main
 from storage import connect
 from storage.tables import events, journeys, outbox
 
-from .conftest import ROOT, run_serve
+from .conftest import ROOT, Served, run_serve
 
 TOTAL, KILL_AFTER, CONCURRENCY = 3000, 300, 16  # requests; 202s before the kill; senders at once
 
@@ -37,10 +39,57 @@ def wait_for_delivery(url: str, step: str, timeout: float = 30.0) -> str | None:
         db.dispose()
 
 
+class Tail:
+    """The server's output, read on a thread as it comes: the server never blocks on a full pipe,
+    and a test can wait for the line that says something happened."""
+
+    def __init__(self, served: Served) -> None:
+        self.served = served
+        self.lines = list(served.output)
+        self.arrived = threading.Condition()
+        assert served.process.stdout is not None
+        self.reader = threading.Thread(target=self._read, args=(served.process.stdout,), daemon=True)
+        self.reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self.arrived:
+                self.lines.append(line)
+                self.arrived.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        """The first line holding `text`, once printed (a hang guard, not a speed bound)."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while (found := next((line for line in self.lines if text in line), None)) is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"the server never printed {text!r}:\n" + "".join(self.lines))
+                self.arrived.wait(left)
+        return found
+
+    def stop(self) -> None:
+        self.served.process.terminate()
+        self.served.process.wait()
+        self.reader.join()  # the pipe's end reached, so closing it below races no read
+        self.served.stop()
+
+
 def test_first_start_prints_keys_and_a_curl_line_that_works(tmp_path: Path) -> None:
+    """What the README promises of the first minutes: the root address leads to the builder, and
+    the printed curl line, pasted at any hour, makes an example journey send a message that is
+    printed by the server and listed, with its text, by `journeyflow deliveries`."""
     url = f"sqlite:///{tmp_path / 'jf.db'}"
-    served = run_serve(url, "--examples", str(ROOT / "examples/journeys"))
+    served = run_serve(url, "--examples", str(ROOT / "examples/journeys"),
+                       "--actions-settings", str(ROOT / "examples/actions.toml"))
+    tail = Tail(served)
     try:
+        root = httpx.get(f"{served.url}/")
+        assert (root.status_code, root.headers["location"]) == (307, "/builder/")
+        landed = httpx.get(f"{served.url}/", follow_redirects=True)
+        assert landed.status_code == 200 and landed.url.path.startswith("/builder/")
+        assert "text/html" in landed.headers["content-type"]
+
         curl = shlex.split(served.line("curl "))
         # the curl line, sent as curl would: -u KEY: is HTTP Basic, -d the body
         key = curl[curl.index("-u") + 1].rstrip(":")
@@ -51,22 +100,33 @@ def test_first_start_prints_keys_and_a_curl_line_that_works(tmp_path: Path) -> N
         assert key == served.write_key
         admin = httpx.get(f"{served.url}/v1/journeys", headers={"Authorization": f"Bearer {served.admin_key}"})
         assert len(admin.json()["journeys"]) == len(list((ROOT / "examples/journeys").glob("*.journey")))
-        # The same process applies events and dispatches what they cause (logged, by default). The
-        # examples keep quiet hours, so the test brings a journey that sends at any hour.
-        admin_auth = {"Authorization": f"Bearer {served.admin_key}"}
-        hello = 'journey "Hello"\n  trigger event "hello"\n\n  @hi send sms "hi {{ user.first_name }}"\n'
-        assert httpx.post(f"{served.url}/v1/journeys", json={"source": hello}, headers=admin_auth).status_code == 201
-        assert httpx.post(f"{served.url}/v1/journeys/hello/publish", headers=admin_auth).status_code == 200
-        assert httpx.post(f"{served.url}/v1/batch", auth=(key, ""), json={"batch": [
-            {"type": "identify", "userId": "u1", "traits": {"phone": "+8613800000000"}, "messageId": "who-1"},
-            {"type": "track", "userId": "u1", "event": "hello", "messageId": "hello-1"}]}).status_code == 200
-        assert wait_for_delivery(url, "hi") == "sent"
+
+        # The same process applies the events and dispatches what they cause: the example order
+        # confirmation, which keeps no quiet hours, so this holds whenever the test runs. The log
+        # provider's line is in the server's output, rendered: the name from the identify, the
+        # order from the purchase.
+        printed = tail.wait_for("journeyflow.deliveries: sms to +8613800000000")
+        assert "order_confirmation/confirm" in printed
+        assert "【清瞳】Lin，您的订单 o-1001 已收到" in printed
+        assert wait_for_delivery(url, "confirm") == "sent"
+
+        # ...and stored as sent, so `journeyflow deliveries` (the command the server printed)
+        # shows what it said and where it went.
+        command = shlex.split(tail.wait_for("deliveries --database").strip())
+        assert command[0] == "journeyflow"
+        listed = CliRunner(env={"COLUMNS": "250"}).invoke(main, command[1:])
+        assert listed.exit_code == 0, listed.output
+        assert "+8613800000000" in listed.output
+        assert "【清瞳】Lin，您的订单 o-1001 已收到，金额 58 元。" in listed.output
     finally:
-        served.stop()
+        tail.stop()
     db = connect(url)
     try:
         with db.connect() as conn:
-            assert [e.name for e in conn.execute(select(events))] == ["signup", None, "hello"]
+            assert [e.name for e in conn.execute(select(events))] == [None, "purchase"]  # identify, track
+            sent = conn.execute(select(outbox.c.recipient, outbox.c.content).where(outbox.c.step_id == "confirm")).one()
+            assert sent.recipient == "+8613800000000"
+            assert sent.content == "【清瞳】Lin，您的订单 o-1001 已收到，金额 58 元。感谢您选择清瞳！"
             welcome = select(journeys.c.status).where(journeys.c.slug == "welcome_onboarding")
             assert conn.execute(welcome).scalar() == "live"
     finally:

@@ -83,7 +83,10 @@ def test_fmt_check_reports_without_writing_then_fmt_rewrites(files: Path) -> Non
     code, out, _ = run("fmt", str(files))
     assert code == 0
     assert ugly.read_text(encoding="utf-8") == 'journey "Welcome"\n  trigger event "signup"\n\n  wait 7d\n'
-    assert run("fmt", "--check", str(files))[0] == 0
+    assert out.splitlines()[-1] == "2 file(s): 1 already in canonical form, 1 reformatted"
+    # with nothing to do, it still says so: an empty answer reads like a command that did nothing
+    assert run("fmt", "--check", str(files))[:2] == (0, "2 file(s): 2 already in canonical form\n")
+    assert run("fmt", str(files / "good.journey"))[1] == "1 file(s): 1 already in canonical form\n"
 
 
 def test_fmt_refuses_unparsable_files_and_leaves_them_alone(files: Path) -> None:
@@ -114,3 +117,22 @@ def test_installed_console_script(files: Path) -> None:
     done = subprocess.run([script, "check", str(bad)], capture_output=True, text=True, check=False)
     assert done.returncode == 1
     assert done.stderr.startswith(f"{bad}:4:8: ")
+
+
+def test_process_until_idle_says_what_it_did(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from engine.clock import SystemClock
+    from engine.messages import parse_message
+    from engine.runtime import Runtime
+    from storage import connect, migrate
+
+    url = f"sqlite:///{tmp_path / 'jf.db'}"
+    db = connect(url)
+    migrate(db)
+    now = datetime.now(UTC)
+    Runtime(db, SystemClock()).accept([parse_message({"type": "track", "event": "e", "userId": f"u{i}",
+                                                      "messageId": f"m{i}"}, now) for i in range(2)])
+    db.dispose()
+    code, out, _ = run("process", "--database", url, "--until-idle")
+    assert (code, out) == (0, "2 event(s) applied, 0 timer(s) fired, 0 schedule tick(s) run\n")

@@ -6,10 +6,14 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from actions.settings import SETTINGS_FILE_ENV, load_settings
+from actions.templates import render
 from journeyflow.cli import main
 
 ROOT = Path(__file__).parents[2]
@@ -82,3 +86,58 @@ def test_an_invalid_journey_is_reported_before_running(tmp_path: Path) -> None:
     code, _, err = simulate(str(bad), "--events", str(EVENTS))
     assert code == 1
     assert f"{bad}:4:8:" in err
+
+
+# --------------------------------------------------------------------------- messages as sent
+
+ACTIONS = ROOT / "examples/actions.toml"
+CATALOG = ROOT / "examples/journeys/catalog.toml"
+CONFIRMATION = ROOT / "examples/journeys/order_confirmation.journey"
+
+
+def test_a_template_send_is_rendered_and_addressed_as_the_dispatcher_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SETTINGS_FILE_ENV, raising=False)
+    code, lines, _ = simulate(str(LENS), "--events", str(EVENTS), "--actions-settings", str(ACTIONS))
+    assert code == 0
+    intro = lines[0]
+    assert (intro["step"], intro["template"], intro["to"]) == ("intro", "lens_intro", "tok-100")
+    assert intro["title"] == "认识一下清瞳隐形眼镜"
+    assert str(intro["content"]).startswith("小林，用着清瞳护理液")  # user.first_name, rendered
+
+
+def test_without_its_text_a_template_send_says_what_the_dispatcher_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SETTINGS_FILE_ENV, raising=False)
+    _, lines, _ = simulate(str(LENS), "--events", str(EVENTS))
+    intro = lines[0]
+    assert intro["template"] == "lens_intro" and intro["content"] is None
+    assert "unknown template 'lens_intro': define [templates.lens_intro]" in str(intro["error"])
+    assert "--actions-settings" in str(intro["error"])
+
+
+def test_a_message_nobody_can_receive_shows_the_reason_it_would_fail(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(m) for m in [
+        {"type": "identify", "userId": "with", "timestamp": "2026-06-01T15:00:00Z",
+         "traits": {"phone": "+8613800000001"}},
+        {"type": "track", "userId": "with", "event": "purchase", "timestamp": "2026-06-01T15:00:01Z",
+         "properties": {"order_id": "o-1", "amount": 58}},
+        {"type": "track", "userId": "without", "event": "purchase", "timestamp": "2026-06-01T15:00:02Z",
+         "properties": {"order_id": "o-2", "amount": 9}},
+    ]) + "\n", encoding="utf-8")
+    _, lines, _ = simulate(str(CONFIRMATION), "--events", str(events), "--actions-settings", str(ACTIONS))
+    sent, failed = lines
+    assert (sent["to"], sent["at"]) == ("+8613800000001", "2026-06-01T15:00:01+00:00")  # 23:00 in Shanghai: at once
+    assert "o-1" in str(sent["content"]) and "error" not in sent
+    assert failed["user_id"] == "without" and failed["content"] is None
+    assert "has no phone" in str(failed["error"])
+
+
+def test_the_example_templates_are_the_catalogs_and_each_renders() -> None:
+    """examples/actions.toml gives a text to exactly the templates the journeys may name."""
+    templates = load_settings(ACTIONS, {}).templates
+    assert sorted(templates) == sorted(tomllib.loads(CATALOG.read_text(encoding="utf-8"))["templates"])
+    user = {"first_name": "小林", "referral_count": 3, "tags": []}
+    for name, template in templates.items():
+        for text in filter(None, (template.text, template.title)):
+            rendered = render(text, user, {"product_name": "月抛"}, {"gift": {"code": "G-1"}, "promo": {"code": "P-1"}})
+            assert rendered.strip() and "{{" not in rendered, name
