@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from starlette.requests import Request
@@ -37,6 +38,8 @@ from storage.keys import ApiKey, KeyKind
 from .problems import Forbidden, Unauthorized
 
 SIGNATURE_HEADER = "journeyflow-signature"
+K = TypeVar("K", str, int)
+MAX_KEY_ID = 2**31 - 1  # key ids are 32-bit on PostgreSQL
 MAX_CACHED = 10_000  # cache entries per kind before expired ones are dropped (unknown keys are cached too)
 
 
@@ -138,7 +141,7 @@ class KeyStore:
             return cached[1]
         with self.db.connect() as conn:
             found = keys.get(conn, key_id)
-        self._by_id[key_id] = (self.monotonic() + self.cache_seconds, found)
+        _remember(self._by_id, key_id, (self.monotonic() + self.cache_seconds, found), self.monotonic())
         return found
 
     def first_use(self, signature: str) -> bool:
@@ -153,7 +156,7 @@ class KeyStore:
             return True
 
 
-def _remember(cache: dict[str, tuple[float, ApiKey | None]], name: str, entry: tuple[float, ApiKey | None],
+def _remember(cache: dict[K, tuple[float, ApiKey | None]], name: K, entry: tuple[float, ApiKey | None],
               now: float) -> None:
     """Cache `entry`; past MAX_CACHED entries, drop the expired ones first, so that a stream of
     made-up keys cannot grow the cache without bound."""
@@ -183,6 +186,8 @@ def by_signature(store: KeyStore, parts: dict[str, str], body: bytes, now: float
         timestamp, key_id = int(parts["t"]), int(parts["k"])
     except ValueError:
         raise Unauthorized("the signature's t= and k= must be integers") from None
+    if not 0 < key_id <= MAX_KEY_ID:  # no such key; and past 64 bits SQLite cannot even compare it
+        raise Unauthorized("the signature does not match (or the key is unknown or revoked)")
     if abs(now - timestamp) > store.tolerance:
         raise Unauthorized(f"the signature's timestamp is more than {store.tolerance}s from now; sign afresh")
     key = store.by_id(key_id)

@@ -27,19 +27,24 @@ TRANSITIONS = {
     "archive": ({"draft", "live", "paused"}, "archived"),
 }
 
+MAX_SLUG_LENGTH = 100  # as the API's slug pattern says
+
 
 def analyse(source: str) -> tuple[dict[str, Any] | None, str | None, list[dict[str, Any]]]:
     """(compiled graph, journey name, problems): the graph is None when there are problems."""
     try:
         compiled = compile_source(source)
     except JourneyError as error:
-        try:
-            name: str | None = parse(source).name
-        except JourneyError:
-            name = None
-        return None, name, [{"line": d.line, "column": d.column, "message": d.message, "hint": d.hint}
-                            for d in error.diagnostics]
+        return None, _name(source), [{"line": d.line, "column": d.column, "message": d.message, "hint": d.hint}
+                                     for d in error.diagnostics]
     return compiled.to_dict(), compiled.name, []
+
+
+def _name(source: str) -> str | None:
+    try:
+        return parse(source).name
+    except JourneyError:
+        return None
 
 
 def version_view(version: stored.Version, live_version_id: int | None) -> dict[str, Any]:
@@ -84,7 +89,7 @@ def create(svc: Services, source: str, slug: str | None) -> dict[str, Any]:
     if slug is None:
         if name is None:
             raise Unprocessable("the text does not parse, so it names no journey: give a slug", problems)
-        slug = slugify(name)
+        slug = slugify(name)[:MAX_SLUG_LENGTH].rstrip("-")
     with svc.writing(), svc.db.begin() as conn:
         created = stored.create(conn, slug, name or slug, source, graph or {}, svc.settings.clock.now())
         if created is None:

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.messages import EARLIEST, IDENTITY_TRAITS, LATEST, MAX_ID_LENGTH, MAX_SAFE_INTEGER, MESSAGE_TYPES
+from storage.coupons import UPLOAD_PATTERN
+
+from .routes import _guard
+from .routes.coupons import CSV_TYPES, POOL_NAME
+
 JSON = "application/json"
 PROBLEM = "application/problem+json"
-SLUG_PATTERN = "^[a-z0-9][a-z0-9_-]{0,99}$"
+SLUG_PATTERN = _guard.SLUG.pattern
+NO_NUL = "^[^\\u0000]*$"  # PostgreSQL text cannot hold NUL, so no text field takes one
 
 Schema = dict[str, Any]
 
@@ -28,13 +35,80 @@ def _nullable(schema: Schema) -> Schema:
 STRING, INTEGER, BOOLEAN, NUMBER = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {"type": "number"}
 OBJECT: Schema = {"type": "object"}
 TIME = {"type": "string", "format": "date-time"}
+TEXT = {"type": "string", "pattern": NO_NUL}
+
+
+def _timestamp_pattern() -> str:
+    """A message's timestamp as the intake reads it (ISO 8601, an offset or none for UTC), in
+    the years it takes (EARLIEST to LATEST, a year short at each end so that no offset takes
+    it out), on days that exist. Written out, not `format: date-time`, which allows years 1 to
+    9999 that the intake refuses."""
+    first, last = EARLIEST.year + 1, LATEST.year - 2
+    assert (first, last) == (1901, 2998), "the year pattern below spells out 1901 to 2998"
+    year = "(?:190[1-9]|19[1-9][0-9]|2[0-9][0-8][0-9]|2[0-9]9[0-8]|2[0-8]99)"
+    leap = "(?:19(?:0[48]|[2468][048]|[13579][26])|2[0-9](?:0[48]|[2468][048]|[13579][26])|2[048]00)"
+    month_day = ("(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+                 "|02-(?:0[1-9]|1[0-9]|2[0-8]))")
+    return (f"^(?:{year}-{month_day}|{leap}-02-29)T(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+            "(?::[0-5][0-9](?:\\.[0-9]{1,6})?)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?$")
+
+
+# An id or name as the intake reads it: text of at most MAX_ID_LENGTH characters (they are
+# kept in indexed columns), or a whole number within a double's exact range, read as its
+# decimal text (JSON Schema's `integer` includes 250.0, which the intake reads as "250");
+# null or "" is absent.
+ID: Schema = {"type": ["string", "integer", "null"], "maxLength": MAX_ID_LENGTH, "pattern": NO_NUL,
+              "minimum": -MAX_SAFE_INTEGER, "maximum": MAX_SAFE_INTEGER}
+GIVEN_ID: Schema = {"type": ["string", "integer"], "minLength": 1}  # an ID that is present
+MAYBE_OBJECT: Schema = {"type": ["object", "null"]}  # null is read as {}
+
+def _message(kind: str, typed: bool = False) -> Schema:
+    """What the intake takes as one message of `kind` (engine.messages.parse_message), spelled
+    out flat: schemathesis walks nested allOf and $ref chains recursively, and a batch of them
+    took it past Python's recursion limit. `typed`: in a batch, where `type` says the kind.
+
+    Every text field is an ID; properties, traits and context are objects or null. Anywhere in
+    a body, NaN, Infinity, integers of over 4,300 digits, lone surrogate escapes and nesting
+    deeper than 64 are refused too, which JSON Schema cannot say."""
+    identity_traits: Schema = {t: {"pattern": NO_NUL, **({"maxLength": MAX_ID_LENGTH} if kind == "identify" else {})}
+                               for t in IDENTITY_TRAITS}
+    properties: Schema = {
+        "messageId": {**ID, "description": "Repeats are dropped; derived from the content when absent"},
+        "userId": ID, "anonymousId": ID, "previousId": ID, "groupId": ID, "event": ID,
+        "timestamp": {"type": ["string", "null"], "pattern": _timestamp_pattern(),
+                      "description": f"ISO 8601, from {EARLIEST.year} to {LATEST.year - 1}; UTC without an offset"},
+        "properties": MAYBE_OBJECT, "context": MAYBE_OBJECT,
+        "traits": {"type": ["object", "null"], "properties": identity_traits},
+    }
+    required = {"track": ["event"], "alias": ["userId", "previousId"], "group": ["groupId"]}.get(kind, [])
+    properties |= {name: {**ID, **GIVEN_ID} for name in required}
+    schema: Schema = {"type": "object", "properties": properties, "required": required}
+    if kind in ("page", "screen"):
+        noun = kind.capitalize()
+        # The event is named after the page; an `event` sent along is checked as text and dropped.
+        dropped = {k: v for k, v in ID.items() if k != "pattern"}  # dropped unread: a NUL in it is harmless
+        properties |= {"name": ID, "category": ID, "event": dropped}
+        schema["description"] = f'An event named "Viewed <category> <name> {noun}" ("Loaded a {noun}" without either)'
+    if kind != "alias":
+        schema["anyOf"] = [{"required": [name], "properties": {name: GIVEN_ID}} for name in ("userId", "anonymousId")]
+    if kind == "identify":  # without traits, the traits are context.traits
+        schema["if"] = {"required": ["traits"], "properties": {"traits": {"type": "object", "minProperties": 1}}}
+        schema["else"] = {"properties": {"context": {"type": ["object", "null"], "properties": {
+            "traits": {"type": ["object", "null"], "properties": identity_traits}}}}}
+    if typed:
+        properties["type"] = {"const": kind}
+        schema["required"] = [*required, "type"]
+    return schema
+
 
 SCHEMAS: dict[str, Schema] = {
     "Problem": {
         "type": "object",
-        "required": ["type", "title", "status", "detail"],
+        "required": ["type", "title", "status", "detail", "instance", "code", "message"],
         "properties": {
             "type": STRING, "title": STRING, "status": INTEGER, "detail": STRING, "instance": STRING,
+            "code": {"type": "string", "description": "The problem's kind (for Segment's and RudderStack's SDKs)"},
+            "message": {"type": "string", "description": "The detail again, where those SDKs read it"},
             "errors": _array({"type": "object", "required": ["field", "detail"],
                               "properties": {"field": STRING, "detail": STRING}}),
             "diagnostics": _array(_ref("Diagnostic")),
@@ -45,16 +119,14 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["line", "column", "message"],
         "properties": {"line": INTEGER, "column": INTEGER, "message": STRING, "hint": _nullable(STRING)},
     },
-    "Message": {
-        "type": "object",
-        "description": "A Segment-spec message; userId or anonymousId is required (alias: userId and previousId).",
-        "properties": {
-            "type": {"type": "string", "enum": ["track", "identify", "alias"]},
-            "messageId": STRING, "userId": STRING, "anonymousId": STRING, "previousId": STRING,
-            "event": STRING, "properties": OBJECT, "traits": OBJECT, "context": OBJECT, "timestamp": TIME,
-        },
-    },
-    "Accepted": {"type": "object", "required": ["accepted"], "properties": {"accepted": INTEGER}},
+    **{kind.capitalize(): _message(kind) for kind in MESSAGE_TYPES},
+    "BatchMessage": {"oneOf": [_message(kind, typed=True) for kind in MESSAGE_TYPES]},
+    "Accepted": {"type": "object", "required": ["success", "accepted"], "properties": {
+        "success": {"const": True}, "accepted": {"type": "integer", "minimum": 1},
+        "rejected": _array({"type": "object", "required": ["index", "errors"], "properties": {
+            "index": {"type": "integer", "minimum": 0},
+            "errors": _array({"type": "object", "required": ["field", "detail"],
+                              "properties": {"field": STRING, "detail": STRING}})}})}},
     "JourneySummary": {
         "type": "object",
         "required": ["slug", "name", "status", "live_version", "draft_version"],
@@ -147,6 +219,8 @@ SCHEMAS: dict[str, Schema] = {
 
 WRITE: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}, {"signature": []}]
 ADMIN = WRITE  # the same schemes; the key's kind decides (403 for a write key)
+# A streamed body cannot be checked against a signature before it is used: a key it must be.
+STREAMING: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}]
 
 
 def _problems(*codes: int) -> dict[str, Any]:
@@ -161,13 +235,19 @@ def _ok(code: int, schema: Schema, description: str = "OK") -> dict[str, Any]:
     return {str(code): {"description": description, "content": {JSON: {"schema": schema}}}}
 
 
-def _body(schema: Schema, media: str = JSON) -> dict[str, Any]:
-    return {"required": True, "content": {media: {"schema": schema}}}
+def _body(schema: Schema, *media: str) -> dict[str, Any]:
+    return {"required": True, "content": {m: {"schema": schema} for m in media or (JSON,)}}
+
+
+def _id(name: str, maximum: int) -> Schema:
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": maximum}}
 
 
 SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string", "pattern": SLUG_PATTERN}}
-POOL = {"name": "name", "in": "path", "required": True, "schema": STRING}
-AUTH_ERRORS = (400, 401, 403)
+POOL = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": POOL_NAME.pattern}}
+# A signed request's body is read (up to its limit) to check the signature, whatever the route.
+AUTH_ERRORS = (400, 401, 403, 413)
 
 
 def _op(op_id: str, summary: str, responses: dict[str, Any], security: Any = ADMIN,
@@ -186,7 +266,7 @@ def _op(op_id: str, summary: str, responses: dict[str, Any], security: Any = ADM
 
 
 def _ingest(op_id: str, summary: str, schema: Schema) -> dict[str, Any]:
-    return {"post": _op(op_id, summary, _ok(202, _ref("Accepted"), "Stored durably"), WRITE, body=_body(schema),
+    return {"post": _op(op_id, summary, _ok(200, _ref("Accepted"), "Stored durably"), WRITE, body=_body(schema),
                         errors=(413, 415, 503))}
 
 
@@ -198,16 +278,24 @@ def _status(action: str) -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     journey_body = {"type": "object", "required": ["source"],
-                    "properties": {"source": STRING, "slug": {"type": "string", "pattern": SLUG_PATTERN}}}
+                    "properties": {"source": TEXT, "slug": {"type": ["string", "null"], "pattern": SLUG_PATTERN}}}
+    user_id = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": NO_NUL}
     public: list[dict[str, list[str]]] = []
     paths: dict[str, Any] = {
-        "/v1/track": _ingest("track", "Record an event", {"allOf": [_ref("Message"), {"required": ["event"]}]}),
-        "/v1/identify": _ingest("identify", "Attach traits and identities to a person", _ref("Message")),
-        "/v1/alias": _ingest("alias", "Say two ids are one person",
-                             {"allOf": [_ref("Message"), {"required": ["previousId", "userId"]}]}),
-        "/v1/batch": _ingest("batch", "Several messages in one call, all or none", {
-            "type": "object", "required": ["batch"],
-            "properties": {"batch": _array(_ref("Message")), "context": OBJECT}}),
+        "/v1/track": _ingest("track", "Record an event", _ref("Track")),
+        "/v1/identify": _ingest("identify", "Attach traits and identities to a person", _ref("Identify")),
+        "/v1/alias": _ingest("alias", "Say two ids are one person", _ref("Alias")),
+        "/v1/group": _ingest("group", "Say which group a person belongs to, and describe the group", _ref("Group")),
+        "/v1/page": _ingest("page", "Record a page view (an event named after the page)", _ref("Page")),
+        "/v1/screen": _ingest("screen", "Record a screen view (an event named after the screen)", _ref("Screen")),
+        "/v1/batch": _ingest("batch", "Several messages in one call; the bad ones are named in `rejected`, and "
+                             "only a batch with no good message is refused", {
+                                 "type": "object", "required": ["batch"],
+                                 "properties": {"batch": {"type": "array", "minItems": 1,
+                                                          "contains": _ref("BatchMessage"),
+                                                          "description": "At least one good message"},
+                                                "context": {**MAYBE_OBJECT,
+                                                            "description": "For messages without their own"}}}),
         "/v1/journeys": {
             "get": _op("listJourneys", "List journeys",
                        _ok(200, {"type": "object", "required": ["journeys"],
@@ -220,7 +308,7 @@ def document() -> dict[str, Any]:
                                            parameters=[SLUG], errors=(404,))},
         "/v1/journeys/{slug}/draft": {"put": _op(
             "updateDraft", "Write the journey's draft", _ok(200, _ref("Version")), parameters=[SLUG],
-            body=_body({"type": "object", "required": ["source"], "properties": {"source": STRING}}),
+            body=_body({"type": "object", "required": ["source"], "properties": {"source": TEXT}}),
             errors=(404, 409, 413, 415))},
         "/v1/journeys/{slug}/publish": {"post": _op(
             "publishJourney", "Publish the draft as the new live version", _ok(200, _ref("Journey")),
@@ -234,14 +322,13 @@ def document() -> dict[str, Any]:
                       "properties": {"versions": _array(_ref("VersionInfo"))}}), parameters=[SLUG], errors=(404,))},
         "/v1/journeys/{slug}/versions/{number}": {"get": _op(
             "readVersion", "One version", _ok(200, _ref("Version")),
-            parameters=[SLUG, {"name": "number", "in": "path", "required": True,
-                               "schema": {"type": "integer", "minimum": 1}}], errors=(404,))},
+            parameters=[SLUG, _id("number", _guard.MAX_ID)], errors=(404,))},
         "/v1/journeys/{slug}/diff": {"get": _op(
             "diffVersions", "Unified diff of two versions' texts",
             _ok(200, {"type": "object", "required": ["from", "to", "diff"],
                       "properties": {"from": INTEGER, "to": INTEGER, "diff": STRING}}),
             parameters=[SLUG, *[{"name": n, "in": "query", "required": True,
-                                 "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
+                                 "schema": {"type": "integer", "minimum": 1, "maximum": _guard.MAX_ID}}
                                 for n in ("from", "to")]], errors=(404,))},
         "/v1/journeys/{slug}/entries": {"post": _op(
             "enterUser", "Enter a user into a live journey with `trigger api`",
@@ -249,34 +336,47 @@ def document() -> dict[str, Any]:
                       "properties": {"slug": STRING, "entered": BOOLEAN}}),
             parameters=[SLUG], errors=(404, 409, 413, 415),
             body=_body({"type": "object", "properties": {
-                "userId": STRING, "anonymousId": STRING,
-                "identities": {"type": "object", "additionalProperties": STRING}}}))},
+                "userId": {"type": ["string", "null"], "maxLength": MAX_ID_LENGTH, "pattern": NO_NUL},
+                "anonymousId": {"type": ["string", "null"], "maxLength": MAX_ID_LENGTH, "pattern": NO_NUL},
+                "identities": {"type": ["object", "null"], "propertyNames": {"enum": list(IDENTITY_TRAITS)},
+                               "additionalProperties": user_id}},
+                "anyOf": [{"required": ["userId"], "properties": {"userId": {"type": "string", "minLength": 1}}},
+                          {"required": ["anonymousId"],
+                           "properties": {"anonymousId": {"type": "string", "minLength": 1}}},
+                          {"required": ["identities"], "properties": {"identities": {"type": "object",
+                                                                                     "minProperties": 1}}}],
+                "description": "Name the user: a non-empty userId, anonymousId or identities"}))},
         "/v1/journeys/{slug}/analytics": {"get": _op(
             "journeyAnalytics", "Counts per step over time; split arms' conversion with 95% intervals",
             _ok(200, _ref("Analytics")), errors=(404,),
             parameters=[SLUG, {"name": "version", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                                             "maximum": 2**31 - 1}},
+                                                                             "maximum": _guard.MAX_ID}},
                         {"name": "granularity", "in": "query", "schema": {"type": "string",
                                                                           "enum": ["hour", "day"]}}])},
         "/v1/profiles": {"get": _op(
             "searchProfiles", "Find the profile that holds an identity",
             _ok(200, {"type": "object", "required": ["profiles"], "properties": {"profiles": _array(_ref("Profile"))}}),
-            parameters=[{"name": "kind", "in": "query", "required": True, "schema": STRING},
-                        {"name": "value", "in": "query", "required": True, "schema": STRING}])},
+            parameters=[{"name": n, "in": "query", "required": True,
+                         "schema": {"type": "string", "minLength": 1, "pattern": NO_NUL}} for n in ("kind", "value")])},
         "/v1/profiles/{profile_id}": {"get": _op(
             "readProfile", "A profile: traits, identities, tags, journey runs, deliveries",
             _ok(200, _ref("ProfileDetail")), errors=(404,),
-            parameters=[{"name": "profile_id", "in": "path", "required": True,
-                         "schema": {"type": "integer", "minimum": 1}}])},
+            parameters=[_id("profile_id", _guard.MAX_BIG_ID)])},
         "/v1/coupon-pools": {"post": _op(
             "createCouponPool", "Create a coupon pool", _ok(201, _ref("CouponPool"), "Created"),
-            body=_body({"type": "object", "required": ["name"], "properties": {"name": STRING}}),
+            body=_body({"type": "object", "required": ["name"],
+                        "properties": {"name": {"type": "string", "pattern": POOL_NAME.pattern}}}),
             errors=(409, 413, 415))},
         "/v1/coupon-pools/{name}": {"get": _op(
             "couponStock", "A pool's stock", _ok(200, _ref("CouponPool")), parameters=[POOL], errors=(404,))},
         "/v1/coupon-pools/{name}/codes": {"post": _op(
             "uploadCodes", "Upload codes, one a line (CSV, streamed)", _ok(200, _ref("CouponPool")),
-            parameters=[POOL], body=_body(STRING, "text/csv"), errors=(404, 413, 415))},
+            STREAMING, parameters=[POOL], errors=(404, 413, 415), body=_body({
+                "type": "string", "pattern": UPLOAD_PATTERN,
+                "description": "UTF-8: the header `code` or `code,expires_at`, then a code a line (1 to 64 "
+                               "printable characters: no space, comma or quote), optionally followed by "
+                               ",expires_at (YYYY-MM-DDTHH:MM[:SS[.ffffff]] and Z or an offset, 1900 to 9998). "
+                               "All rows are added or none; a code the pool has is skipped"}, *CSV_TYPES))},
         "/healthz": {"get": _op("healthz", "The process answers",
                                 _ok(200, {"type": "object", "properties": {"status": STRING}}), public)},
         "/readyz": {"get": _op("readyz", "The database answers",
@@ -286,6 +386,9 @@ def document() -> dict[str, Any]:
             "description": "Prometheus text format 0.0.4",
             "content": {"text/plain": {"schema": STRING}}}}, public)},
         "/openapi.json": {"get": _op("openapi", "This document", _ok(200, OBJECT), public)},
+        "/": {"get": _op("root", "Where a browser lands: the builder", {"307": {
+            "description": "Redirect to /builder/; the Link header points at this document",
+            "headers": {"Location": {"schema": STRING}, "Link": {"schema": STRING}}}}, public)},
     }
     return {
         "openapi": "3.1.0",

@@ -31,13 +31,19 @@ from lark.indenter import Indenter
 from lark.tree import Meta, Tree
 
 from . import model as m
-from .durations import parse_duration
+from .durations import UNIT_SECONDS, parse_duration
 from .errors import Diagnostic, JourneySyntaxError
 
 MAX_SYNTAX_ERRORS = 10
 INDENT_WIDTH = 2
 MAX_NESTING = 100  # levels of blocks and expressions; deeper would overflow the recursive passes
 MAX_DIGITS = 1000  # in a whole number; Python refuses to read (and print) ints of over 4300 digits
+# A wait or a window is added to (or taken from) the current time: a century is as long as any
+# journey can mean, while 10**12 days would be an OverflowError when a user reached the step.
+MAX_DURATION_DAYS = 100 * 366
+# A label names its step in indexed columns (outbox keys, counters), whose entries PostgreSQL
+# limits to about 2.7 kB.
+MAX_LABEL_LENGTH = 100
 
 
 # --------------------------------------------------------------------------- comments
@@ -335,7 +341,13 @@ def _whole(token: Token) -> int:
     """A whole number, or the seconds of a duration (`1d12h`)."""
     if any(len(digits) > MAX_DIGITS for digits in re.findall(r"[0-9]+", token)):
         _fail(token, f"this number has more than {MAX_DIGITS} digits")
-    return parse_duration(token) if token.type == "DURATION" else int(token)
+    if token.type != "DURATION":
+        return int(token)
+    seconds = parse_duration(token)
+    if seconds > MAX_DURATION_DAYS * UNIT_SECONDS["d"]:
+        _fail(token, f"this duration is longer than {MAX_DURATION_DAYS} days",
+              "waits and windows are counted from the current time; keep them within a century")
+    return seconds
 
 
 def _real(token: Token, text: str) -> float:
@@ -361,6 +373,8 @@ def _fold(op_name: str, meta: Meta, children: list[Any]) -> m.Expr:
 
 def _label(children: list[Any]) -> tuple[str | None, list[Any]]:
     if children and isinstance(children[0], Token) and children[0].type == "LABEL":
+        if len(children[0]) - 1 > MAX_LABEL_LENGTH:
+            _fail(children[0], f"this label is longer than {MAX_LABEL_LENGTH} characters")
         return children[0][1:], children[1:]
     return None, children
 

@@ -104,11 +104,16 @@ class _Checker:
     def template_text(self, text: str, loc: m.Loc, scope: frozenset[str], what: str) -> None:
         try:
             ast = _JINJA.parse(text)
+            undeclared = jinja2.meta.find_undeclared_variables(ast)
         except jinja2.TemplateSyntaxError as error:
             self.error(loc, f"{what}: template error: {error.message}")
             return
+        except RecursionError:  # the template compiler walks nested brackets and blocks recursively
+            self.error(loc, f"{what}: the template nests too deeply to be read",
+                       "it holds too many levels of brackets or blocks; split it up")
+            return
         allowed = scope | {"user"} | ({"event"} if self.event_in_steps else set())
-        for name in sorted(jinja2.meta.find_undeclared_variables(ast) - allowed):
+        for name in sorted(undeclared - allowed):
             self.error(loc, f"{what}: unknown name {name!r} in the template",
                        _names_hint(scope, self.event_in_steps))
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, TypedDict
 
 from sqlalchemy import ColumnElement, Connection, and_, exists, func, insert, or_, select, update
@@ -35,6 +36,27 @@ IMPORT_BATCH = 1_000  # codes inserted per statement while streaming a CSV
 PATTERN_ALPHABETS = {"#": "23456789", "?": "ABCDEFGHJKMNPQRSTUVWXYZ23456789"}
 MAX_CODE_LENGTH = 64
 GENERATE_HEADROOM = 4  # refuse a pattern with fewer than 4 possible codes per code asked for
+
+# The upload format of the HTTP API, strict where `import_csv` is lenient, so that the OpenAPI
+# document can say exactly what is accepted (it uses UPLOAD_PATTERN) and nothing it does not
+# describe gets in. A header line comes first: it is what tells a CSV from some other text.
+# A code is up to 64 printable characters: no space or other whitespace (which `import_csv`
+# would strip), no comma or quote (which CSV would read as syntax), no control character or
+# surrogate. The patterns are written so that Python's `re` and ECMA 262 read them alike.
+CODE_PATTERN = (r"[!#-+\x2d-~\u00a1-\u167f\u1681-\u1fff\u200b-\u2027\u202a-\u202e\u2030-\u205e\u2060-\u2fff"
+                rf"\u3001-\ud7ff\ue000-\ufefe\uff00-\uffff]{{1,{MAX_CODE_LENGTH}}}")
+# An instant with its UTC offset, in years 1900 to 9998 (so that it is a time in UTC too), on a
+# day that exists: the months' lengths and the leap years are spelled out.
+_YEAR = "(?:19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+_LEAP_YEAR = "(?:(?:19|[2-9][0-9])(?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[3579][26])00)"
+_MONTH_DAY = ("(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+              "|02-(?:0[1-9]|1[0-9]|2[0-8]))")
+EXPIRES_AT_PATTERN = (f"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)T(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+                      r"(?::[0-5][0-9](?:\.[0-9]{1,6})?)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])")
+UPLOAD_HEADER = "[Cc][Oo][Dd][Ee](?:,[Ee][Xx][Pp][Ii][Rr][Ee][Ss]_[Aa][Tt])?"
+UPLOAD_ROW = f"(?:{CODE_PATTERN}(?:,(?:{EXPIRES_AT_PATTERN})?)?)?"
+UPLOAD_PATTERN = rf"^\ufeff?{UPLOAD_HEADER}\r?(?:\n{UPLOAD_ROW}\r?)*$"
+_HEADER, _ROW = re.compile(UPLOAD_HEADER), re.compile(UPLOAD_ROW)
 
 
 class CouponError(Exception):
@@ -113,19 +135,39 @@ def import_csv(conn: Connection, pool: str, lines: Iterable[str], default_expire
     added = seen = 0
     pending: list[dict[str, object]] = []
     reader = csv.reader(lines)
-    for row in reader:
-        cells = [cell.strip() for cell in row]
-        if not any(cells):
-            continue
-        if reader.line_num == 1 and cells[0].lower() == "code":
-            continue
-        pending.append(_code_row(cells, reader.line_num, default_expires_at))
-        seen += 1
-        if len(pending) >= batch:
-            added += _insert_codes(conn, target, pending)
-            pending = []
+    try:
+        for row in reader:
+            cells = [cell.strip() for cell in row]
+            if not any(cells):
+                continue
+            if reader.line_num == 1 and cells[0].lower() == "code":
+                continue
+            pending.append(_code_row(cells, reader.line_num, default_expires_at))
+            seen += 1
+            if len(pending) >= batch:
+                added += _insert_codes(conn, target, pending)
+                pending = []
+    except csv.Error as error:  # a quote left open, a field over csv's size limit, a stray carriage return
+        raise CodesInvalid(f"line {reader.line_num}: {error}") from None
     added += _insert_codes(conn, target, pending)
     return ImportResult(added=added, duplicates=seen - added)
+
+
+def checked_upload(lines: Iterable[str]) -> Iterator[str]:
+    """`lines` as they come, each checked against the upload format (UPLOAD_PATTERN): the
+    header first, then rows of a code and, optionally, `,expires_at`."""
+    number = 0
+    for number, line in enumerate(lines, start=1):
+        text = line.removesuffix("\n").removesuffix("\r")
+        if number == 1 and not _HEADER.fullmatch(text):
+            raise CodesInvalid("line 1: the first line must be the header `code` or `code,expires_at`")
+        if number > 1 and not _ROW.fullmatch(text):
+            raise CodesInvalid(f"line {number}: not a code of 1 to {MAX_CODE_LENGTH} printable characters "
+                               "(no space, comma or quote) optionally followed by ,expires_at as "
+                               "YYYY-MM-DDTHH:MM[:SS[.ffffff]] and Z or an offset (+08:00), in 1900 to 9998")
+        yield line
+    if number == 0:
+        raise CodesInvalid("the upload is empty: its first line must be the header `code` or `code,expires_at`")
 
 
 def _code_row(cells: list[str], line: int, default_expires_at: datetime | None) -> dict[str, object]:
@@ -142,6 +184,10 @@ def _code_row(cells: list[str], line: int, default_expires_at: datetime | None) 
             raise CodesInvalid(f"line {line}: expires_at: {cells[1]!r} is not an ISO 8601 time") from None
         if expires_at.utcoffset() is None:
             raise CodesInvalid(f"line {line}: expires_at: {cells[1]!r} has no UTC offset (add +08:00 or Z)")
+        try:
+            expires_at.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC, which no datetime holds
+            raise CodesInvalid(f"line {line}: expires_at: {cells[1]!r} is out of range in UTC") from None
     return {"code": code, "expires_at": expires_at}
 
 
@@ -265,11 +311,17 @@ def lines(stream: Iterable[bytes | str], encoding: str = "utf-8-sig") -> Iterato
     """Text lines from a byte stream (an upload), decoded as they come; a UTF-8 BOM is dropped."""
     decoder = codecs.getincrementaldecoder(encoding)()
     buffer = ""
-    for chunk in stream:
-        buffer += decoder.decode(chunk) if isinstance(chunk, bytes) else chunk
-        *complete, buffer = buffer.split("\n")
-        for line in complete:
-            yield line + "\n"
-    buffer += decoder.decode(b"", final=True)
+    number = 0  # lines yielded so far
+    try:
+        for chunk in stream:
+            buffer += decoder.decode(chunk) if isinstance(chunk, bytes) else chunk
+            *complete, buffer = buffer.split("\n")
+            for line in complete:
+                number += 1
+                yield line + "\n"
+        buffer += decoder.decode(b"", final=True)
+    except UnicodeDecodeError as error:
+        at = number + buffer.count("\n") + error.object[:error.start].count(b"\n") + 1
+        raise CodesInvalid(f"line {at}: not {encoding.removesuffix('-sig').upper()} text ({error.reason})") from None
     if buffer:
         yield buffer

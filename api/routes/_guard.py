@@ -13,12 +13,13 @@ from storage.keys import ApiKey, KeyKind
 
 from .. import auth
 from ..bodies import check_json_type, json_object, read_limited
-from ..problems import BadRequest, NotFound, Unauthorized
+from ..problems import BadRequest, Unauthorized
 from ..services import services
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 MAX_ID = 2**31 - 1  # ids and version numbers are 32-bit on PostgreSQL
 MAX_BIG_ID = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]+")
 
 
 async def authorized(request: Request, need: KeyKind, limit: int | None = None) -> tuple[ApiKey, bytes]:
@@ -65,12 +66,30 @@ async def admin_json(request: Request) -> dict[str, Any]:
 
 def slug_of(request: Request) -> str:
     slug = str(request.path_params["slug"])
-    if not SLUG.match(slug):
-        raise NotFound(f"no journey {slug!r}")
+    if not SLUG.fullmatch(slug):
+        raise BadRequest("a journey slug is lower-case letters, digits, - and _",
+                         {"slug": f"must match {SLUG.pattern}"})
     return slug
 
 
-def text_field(data: dict[str, Any], name: str, required: bool = True) -> str | None:
+def path_id(request: Request, name: str, maximum: int = MAX_ID) -> int:
+    """A path parameter that is an id or a number. (Starlette's `int` convertor would hand
+    `int()` 5,000 digits, a ValueError deep in routing.)"""
+    return _whole_number(str(request.path_params[name]), name, maximum)
+
+
+def _whole_number(raw: str, name: str, maximum: int) -> int:
+    """`raw` as an integer from 1 to `maximum` (what the column holds), or a 400 naming `name`.
+    Digits only: int() also reads "1_000", " 7", "+7" and other scripts' digits ("٧")."""
+    if _DIGITS.fullmatch(raw) and len(raw.lstrip("0")) <= len(str(maximum)) and 1 <= int(raw) <= maximum:
+        return int(raw)
+    raise BadRequest(f"{name} must be a whole number from 1 to {maximum}",
+                     {name: f"must be an integer from 1 to {maximum}"})
+
+
+def text_field(data: dict[str, Any], name: str, required: bool = True, max_length: int | None = None) -> str | None:
+    """A string member of a JSON body. `max_length` is for text kept in an indexed column,
+    whose entries PostgreSQL limits to about 2.7 kB."""
     value = data.get(name)
     if value is None and not required:
         return None
@@ -78,6 +97,9 @@ def text_field(data: dict[str, Any], name: str, required: bool = True) -> str | 
         raise BadRequest(f"{name} is required and must be a string", {name: "must be a string"})
     if "\x00" in value:
         raise BadRequest(f"{name} contains a NUL character", {name: "must not contain NUL characters"})
+    if max_length is not None and len(value) > max_length:
+        raise BadRequest(f"{name} is longer than {max_length} characters",
+                         {name: f"must be at most {max_length} characters"})
     return value
 
 
@@ -87,10 +109,5 @@ def int_param(request: Request, name: str, required: bool = True, maximum: int =
         if required:
             raise BadRequest(f"the query parameter {name} is required", {name: "is required"})
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer", {name: "must be an integer"}) from None
-    if not 1 <= value <= maximum:
-        raise BadRequest(f"{name} is out of range", {name: f"must be between 1 and {maximum}"})
-    return value
+    return _whole_number(raw, name, maximum)
+

@@ -30,8 +30,8 @@ SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 
 
 def _pool_name(raw: str) -> str:
-    if not POOL_NAME.match(raw):
-        raise NotFound(f"no coupon pool {raw!r}")
+    if not POOL_NAME.fullmatch(raw):
+        raise BadRequest("a pool name is letters, digits, _ . and -", {"name": f"must match {POOL_NAME.pattern}"})
     return raw
 
 
@@ -58,7 +58,7 @@ def _import(svc: Services, name: str, spool: IO[bytes]) -> dict[str, Any]:
     spool.seek(0)
     with svc.writing(), svc.db.begin() as conn:
         try:
-            result = coupons.import_csv(conn, name, coupons.lines(spool))
+            result = coupons.import_csv(conn, name, coupons.checked_upload(coupons.lines(spool)))
         except coupons.PoolNotFound:
             raise NotFound(f"no coupon pool {name!r}") from None
         except coupons.CodesInvalid as error:
@@ -70,14 +70,14 @@ async def create_pool(request: Request) -> Response:
     data = await admin_json(request)
     name = text_field(data, "name")
     assert name is not None
-    if not POOL_NAME.match(name):
-        raise BadRequest("a pool name is letters, digits, _ . and -", {"name": f"must match {POOL_NAME.pattern}"})
     svc = services(request)
+    name = _pool_name(name)
     return JSONResponse(await svc.call(_create, svc, name), status_code=201)
 
 
 async def upload_codes(request: Request) -> Response:
-    """`text/csv`: a code a line, optionally `,expires_at`; a first line `code` is a header."""
+    """`text/csv`: the header `code` (or `code,expires_at`), then a code a line, optionally
+    followed by `,expires_at` (`storage.coupons.UPLOAD_PATTERN` says exactly what is taken)."""
     await admin_streaming(request)
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type not in CSV_TYPES:

@@ -10,14 +10,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.messages import IDENTITY_TRAITS
+from engine.messages import IDENTITY_TRAITS, MAX_ID_LENGTH
 
 from .. import journey_service
-from ..problems import BadRequest, NotFound
+from ..problems import BadRequest
 from ..services import services
-from ._guard import SLUG, admin, admin_json, int_param, slug_of, text_field
+from ._guard import SLUG, admin, admin_json, int_param, path_id, slug_of, text_field
 
 # ---------------------------------------------------------------- handlers
+
+
+async def journeys(request: Request) -> Response:
+    """GET lists, POST creates: one route for the path, so that a 405 (and OPTIONS) names both
+    methods in Allow. Two routes on one path each answer 405 with their own methods only."""
+    return await (create_journey(request) if request.method == "POST" else list_journeys(request))
 
 
 async def list_journeys(request: Request) -> Response:
@@ -30,9 +36,9 @@ async def create_journey(request: Request) -> Response:
     data = await admin_json(request)
     source = text_field(data, "source")
     slug = text_field(data, "slug", required=False)
-    if slug is not None and not SLUG.match(slug):
+    if slug is not None and not SLUG.fullmatch(slug):
         raise BadRequest("slug must be lower-case letters, digits, - and _",
-                         {"slug": "must match ^[a-z0-9][a-z0-9_-]{0,99}$"})
+                         {"slug": f"must match {SLUG.pattern}"})
     svc = services(request)
     return JSONResponse(await svc.call(journey_service.create, svc, source, slug), status_code=201)
 
@@ -74,9 +80,7 @@ async def list_versions(request: Request) -> Response:
 async def read_version(request: Request) -> Response:
     await admin(request)
     svc = services(request)
-    number = int(request.path_params["number"])
-    if number > 2**31 - 1:
-        raise NotFound("no such version")
+    number = path_id(request, "number")
     return JSONResponse(await svc.call(journey_service.version, svc, slug_of(request), number))
 
 
@@ -92,14 +96,17 @@ async def enter_user(request: Request) -> Response:
     data = await admin_json(request)
     found: list[tuple[str, str]] = []
     for field, kind in (("userId", "user_id"), ("anonymousId", "anonymous_id")):
-        value = text_field(data, field, required=False)
+        value = text_field(data, field, required=False, max_length=MAX_ID_LENGTH)
         if value:
             found.append((kind, value))
-    extra = data.get("identities") or {}
+    extra = data.get("identities")
+    extra = {} if extra is None else extra
     if not isinstance(extra, dict) or not all(
-            k in IDENTITY_TRAITS and isinstance(v, str) and v and "\x00" not in v for k, v in extra.items()):
+            k in IDENTITY_TRAITS and isinstance(v, str) and 0 < len(v) <= MAX_ID_LENGTH and "\x00" not in v
+            for k, v in extra.items()):
         raise BadRequest("identities must map identity kinds to strings",
-                         {"identities": f"must map {', '.join(IDENTITY_TRAITS)} to non-empty strings"})
+                         {"identities": f"must map {', '.join(IDENTITY_TRAITS)} to non-empty strings "
+                                        f"of at most {MAX_ID_LENGTH} characters, without NUL"})
     found += [(str(k), v) for k, v in extra.items()]
     if not found:
         raise BadRequest("name the user: userId, anonymousId or identities",
@@ -109,15 +116,14 @@ async def enter_user(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/journeys", list_journeys, methods=["GET"]),
-    Route("/v1/journeys", create_journey, methods=["POST"]),
+    Route("/v1/journeys", journeys, methods=["GET", "POST"]),
     Route("/v1/journeys/{slug}", read_journey, methods=["GET"]),
     Route("/v1/journeys/{slug}/draft", update_draft, methods=["PUT"]),
     Route("/v1/journeys/{slug}/publish", publish, methods=["POST"]),
     *[Route(f"/v1/journeys/{{slug}}/{action}", _status_action(action), methods=["POST"])
       for action in journey_service.TRANSITIONS],
     Route("/v1/journeys/{slug}/versions", list_versions, methods=["GET"]),
-    Route("/v1/journeys/{slug}/versions/{number:int}", read_version, methods=["GET"]),
+    Route("/v1/journeys/{slug}/versions/{number}", read_version, methods=["GET"]),
     Route("/v1/journeys/{slug}/diff", diff_versions, methods=["GET"]),
     Route("/v1/journeys/{slug}/entries", enter_user, methods=["POST"]),
 ]

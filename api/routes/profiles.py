@@ -19,7 +19,7 @@ from storage.tables import identities, journey_runs, journey_versions, journeys,
 
 from ..problems import BadRequest, NotFound
 from ..services import Services, services
-from ._guard import MAX_BIG_ID, admin
+from ._guard import MAX_BIG_ID, admin, path_id
 
 DELIVERIES_SHOWN = 100  # the newest outbox rows of a profile, newest first
 
@@ -78,9 +78,7 @@ def _search(svc: Services, kind: str, value: str) -> list[dict[str, Any]]:
 
 async def read_profile(request: Request) -> Response:
     await admin(request)
-    profile_id = int(request.path_params["profile_id"])
-    if profile_id > MAX_BIG_ID:
-        raise NotFound(f"no profile {profile_id}")
+    profile_id = path_id(request, "profile_id", MAX_BIG_ID)
     svc = services(request)
     return JSONResponse(await svc.call(_read, svc, profile_id))
 
@@ -101,5 +99,5 @@ async def search_profiles(request: Request) -> Response:
 
 routes = [
     Route("/v1/profiles", search_profiles, methods=["GET"]),
-    Route("/v1/profiles/{profile_id:int}", read_profile, methods=["GET"]),
+    Route("/v1/profiles/{profile_id}", read_profile, methods=["GET"]),
 ]

@@ -102,6 +102,15 @@ def test_a_malformed_signature_header_is_401(server: Server) -> None:
     assert track(server, {SIGNATURE_HEADER: "t=x,k=y,v1=z"}).status_code == 401
 
 
+@pytest.mark.parametrize("key_id", [0, -1, 2**31, 2**64, int("9" * 4000)])
+def test_a_signature_naming_a_key_id_no_key_can_have_is_401(server: Server, key_id: int) -> None:
+    """Past 64 bits, SQLite could not even compare the id with its column (a 500, once)."""
+    body = json.dumps(EVENT).encode()
+    now = int(server.settings.clock.now().timestamp())
+    header = sign(server.write, server.write_id, now, body).replace(f"k={server.write_id}", f"k={key_id}")
+    assert track(server, {SIGNATURE_HEADER: header}, body).status_code == 401
+
+
 class Ticks:
     """A monotonic clock the test moves by hand."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
+
 from .conftest import Server
 
 
@@ -27,6 +29,40 @@ def test_a_pool_is_created_stocked_from_csv_and_counted(server: Server) -> None:
         assert client.post("/v1/coupon-pools/NOPE/codes", content=b"x\n",
                            headers={"Content-Type": "text/csv"}).status_code == 404
 
+
+
+@pytest.mark.parametrize(("csv", "line"), [
+    (b"A-1\n", 1),  # no header: the first line says it is a CSV of codes
+    (b"code\nA-1\nA\xff\n", 3),  # not UTF-8
+    (b"code\nA,0001-01-01T00:00:00+01:00\n", 2),  # in year 0 in UTC
+    (b"code\nA,9999-12-31T23:59:59-01:00\n", 2),  # in year 10000 in UTC
+    (b"code\nA,2023-02-29T00:00:00Z\n", 2),
+    (b"code\nA,2026-04-01T00:00:00\n", 2),  # no offset
+    (b"code\n4\r5\n", 2),  # a carriage return inside a line
+    (b'code\n"A,B"\n', 2),  # quoting: a code has no comma or quote
+    (b"code\nA B\n", 2),
+    (b"code\n" + b"A" * 65 + b"\n", 2),
+])
+def test_an_upload_outside_the_format_is_400_naming_its_line(server: Server, csv: bytes, line: int) -> None:
+    with server.client(server.admin) as client:
+        client.post("/v1/coupon-pools", json={"name": "P"})
+        refused = client.post("/v1/coupon-pools/P/codes", content=csv,
+                              headers={"Content-Type": "text/csv"})
+        stock = client.get("/v1/coupon-pools/P").json()
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["field"] == "body"
+    assert refused.json()["detail"].startswith(f"the CSV cannot be imported: line {line}")
+    assert stock["total"] == 0
+
+
+def test_codes_in_any_script_with_times_in_any_offset_are_taken(server: Server) -> None:
+    body = "\ufeffCode,Expires_At\r\n优惠-1,2028-02-29T23:59+08:00\r\nWB-2,\r\n\r\nWB-3,1900-01-01T00:00Z\r\n".encode()
+    with server.client(server.admin) as client:
+        client.post("/v1/coupon-pools", json={"name": "P"})
+        taken = client.post("/v1/coupon-pools/P/codes", content=body, headers={"Content-Type": "text/csv"})
+        malformed = client.get("/v1/coupon-pools/P%20Q")
+    assert (taken.status_code, taken.json()["added"], taken.json()["expired"]) == (200, 3, 1)
+    assert (malformed.status_code, malformed.json()["errors"][0]["field"]) == (400, "name")
 
 def test_metrics_are_prometheus_text(server: Server) -> None:
     with server.client(server.write) as client:

@@ -149,3 +149,42 @@ def test_entering_needs_trigger_api(server: Server) -> None:
         refused = client.post("/v1/journeys/ev/entries", json={"userId": "u1"})
         nobody = client.post("/v1/journeys/ev/entries", json={})
     assert (refused.status_code, nobody.status_code) == (409, 400)
+
+
+def test_a_method_a_path_does_not_take_is_405_listing_the_ones_it_does(server: Server) -> None:
+    with admin(server) as client:
+        options = client.options("/v1/journeys")
+        delete = client.delete("/v1/journeys")
+    assert (options.status_code, delete.status_code) == (405, 405)
+    assert set(options.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    assert delete.headers["content-type"] == "application/problem+json"
+
+
+def test_malformed_ids_and_slugs_are_400_naming_the_parameter(server: Server) -> None:
+    with admin(server) as client:
+        client.post("/v1/journeys", json={"source": VIP, "slug": "vip"})
+        answers = {
+            "number": client.get("/v1/journeys/vip/versions/" + "9" * 5000),
+            "profile_id": client.get(f"/v1/profiles/{2**63}"),
+            "slug": client.get("/v1/journeys/VIP%0A"),
+            "from": client.get("/v1/journeys/vip/diff", params={"from": "١", "to": "1"}),
+            "version": client.get("/v1/journeys/vip/analytics", params={"version": "1_0"}),
+        }
+        absent = client.get("/v1/journeys/vip/versions/2147483647"), client.get(f"/v1/profiles/{2**63 - 1}")
+    for name, answer in answers.items():
+        assert answer.status_code == 400, name
+        assert [e["field"] for e in answer.json()["errors"]] == [name]
+    assert [a.status_code for a in absent] == [404, 404]  # in range, and not there
+
+
+def test_entering_refuses_identities_that_are_not_an_object_of_strings(server: Server) -> None:
+    with admin(server) as client:
+        client.post("/v1/journeys", json={"source": VIP, "slug": "vip"})
+        client.post("/v1/journeys/vip/publish")
+        refused = [client.post("/v1/journeys/vip/entries", json=body) for body in (
+            {"userId": "u", "identities": []}, {"userId": "u", "identities": 0},
+            {"identities": {"email": "x" * 256}}, {"userId": "x" * 256})]
+        taken = client.post("/v1/journeys/vip/entries", json={"userId": "u", "identities": None})
+    assert [r.status_code for r in refused] == [400, 400, 400, 400]
+    assert [r.json()["errors"][0]["field"] for r in refused] == ["identities", "identities", "identities", "userId"]
+    assert taken.json() == {"slug": "vip", "entered": True}

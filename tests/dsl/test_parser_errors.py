@@ -29,6 +29,13 @@ class Case:
 CASES = [
     Case("duration without a unit", HEAD + "  wait 2\n", 2, 8,
          "unexpected '2'", "a duration needs a unit"),
+    # Compiles as language, but no engine could add 10**12 days to now.
+    Case("duration past a century", HEAD + "  wait 1000000000000d\n", 2, 8,
+         "this duration is longer than 36600 days", "within a century"),
+    Case("window past a century", HEAD + '  goal "g" on event "e" within 5300w\n\n  pass\n', 2, 32,
+         "this duration is longer than 36600 days"),
+    Case("label too long for its index", HEAD + "  @" + "a" * 101 + " pass\n", 2, 3,
+         "this label is longer than 100 characters"),
     Case("unknown channel", HEAD + '  send email "Hi"\n', 2, 8,
          "unexpected 'email'", 'channels are sms, push; "email" is not one of them'),
     Case("if without a colon", HEAD + "  if user.vip\n    pass\n", 2, 14,
