@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -238,21 +239,33 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
                 yield where, f"nests objects and arrays over {MAX_DEPTH} levels deep"
                 continue
             for key, member in reversed(item.items()):
-                name = key if _encodable(key) else key.encode("utf-8", "backslashreplace").decode()
-                inner = f"{where}.{name}" if where else name
-                if name is not key:
+                inner = _member(where, key)
+                if not _encodable(key):
                     yield inner, "the name must be valid Unicode (no lone surrogate escapes)"
                 stack.append((member, inner, depth + 1))
         elif isinstance(item, list):
             if depth >= MAX_DEPTH:
                 yield where, f"nests objects and arrays over {MAX_DEPTH} levels deep"
                 continue
-            stack.extend((member, f"{where}[{i}]", depth + 1) for i, member in reversed(list(enumerate(item))))
+            inside = where or "body"
+            stack.extend((member, f"{inside}[{i}]", depth + 1) for i, member in reversed(list(enumerate(item))))
         elif isinstance(item, str):
             if not _encodable(item):
                 yield where, "must be valid Unicode (no lone surrogate escapes such as \\ud83d)"
         elif isinstance(item, _Unstorable):
             yield where, item.why
+
+
+_PLAIN_NAME = re.compile(r"[^.\[\]\s\"]+")
+
+
+def _member(where: str, key: str) -> str:
+    """The path of `key` inside `where`: dotted when the name reads plainly (`properties.price`),
+    else quoted in brackets (`properties[""]`, `properties["a.b"]`), so that every path names
+    one place; lone surrogates are shown as escapes, since the answer must be valid UTF-8."""
+    if _PLAIN_NAME.fullmatch(key) and _encodable(key):
+        return f"{where}.{key}" if where else key
+    return f"{where or 'body'}[{json.dumps(key)}]"
 
 
 def _encodable(text: str) -> bool:

@@ -29,6 +29,7 @@ EVENT_TYPES: frozenset[str] = frozenset({"track", "page", "screen"})
 # Ids and names end up in indexed columns, and an index entry has a size limit (PostgreSQL's
 # B-tree refuses entries over about 2.7 kB): 255 characters of up to 4 bytes each stay under it.
 MAX_ID_LENGTH = 255
+MAX_SAFE_INTEGER = 2**53  # a numeric id past this has already lost digits in JavaScript senders
 # Timestamps a producer may give. Outside these, date arithmetic (windows, waits, zones) could
 # overflow, and no real event happened then; a clear refusal beats a stuck engine.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
@@ -104,8 +105,13 @@ def _text(raw: Mapping[str, Any], key: str, problems: dict[str, str], required: 
         if required:
             problems[key] = "is required"
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # Pipelines send numeric ids (a CRM's member number): read as their decimal text, as
+        # long as they are whole and exact in a double, which is all a JSON sender can promise.
+        if not (abs(value) <= MAX_SAFE_INTEGER and (isinstance(value, int) or value.is_integer())):
+            problems[key] = f"must be a string, or a whole number of at most {MAX_SAFE_INTEGER}"
+            return None
+        value = str(int(value))
     elif not isinstance(value, str):
         problems[key] = "must be a string"
         return None

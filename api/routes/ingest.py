@@ -114,6 +114,9 @@ async def batch(request: Request) -> Response:
     context = raw.get("context")
     if context is not None and not isinstance(context, dict):
         raise BadRequest("the batch's context must be an object", {"context": "must be an object"})
+    problems = bodies.problems_in(context, "context") if parsed.suspect and context else {}
+    if problems:  # it would be copied into every message that has none: each would be refused
+        raise BadRequest("the batch's context holds values that cannot be stored", problems)
     now = svc.settings.clock.now()
     messages: list[Message] = []
     rejected: list[dict[str, Any]] = []
