@@ -14,6 +14,7 @@ all is refused, since an SDK that gets an error drops the whole batch it sent.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.messages import IDENTITY_TRAITS, Message, MessageInvalid, parse_message
+from engine.messages import IDENTITY_TRAITS, MESSAGE_TYPES, Message, MessageInvalid, parse_message
 
 from .. import bodies
 from ..problems import BadRequest, PayloadTooLarge
@@ -77,28 +78,12 @@ async def _single(request: Request, kind: str) -> Response:
     return Response(_ACCEPTED_ONE, media_type="application/json")
 
 
-async def track(request: Request) -> Response:
-    return await _single(request, "track")
+def _endpoint(kind: str) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await _single(request, kind)
 
-
-async def identify(request: Request) -> Response:
-    return await _single(request, "identify")
-
-
-async def alias(request: Request) -> Response:
-    return await _single(request, "alias")
-
-
-async def group(request: Request) -> Response:
-    return await _single(request, "group")
-
-
-async def page(request: Request) -> Response:
-    return await _single(request, "page")
-
-
-async def screen(request: Request) -> Response:
-    return await _single(request, "screen")
+    endpoint.__name__ = kind  # the route's name, as `url_path_for` and the OpenAPI test see it
+    return endpoint
 
 
 async def batch(request: Request) -> Response:
@@ -152,11 +137,6 @@ def _fields(prefix: str, problems: dict[str, str]) -> dict[str, str]:
 
 
 routes = [
-    Route("/v1/track", track, methods=["POST"]),
-    Route("/v1/identify", identify, methods=["POST"]),
-    Route("/v1/alias", alias, methods=["POST"]),
-    Route("/v1/group", group, methods=["POST"]),
-    Route("/v1/page", page, methods=["POST"]),
-    Route("/v1/screen", screen, methods=["POST"]),
+    *(Route(f"/v1/{kind}", _endpoint(kind), methods=["POST"]) for kind in MESSAGE_TYPES),
     Route("/v1/batch", batch, methods=["POST"]),
 ]

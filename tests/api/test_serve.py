@@ -1,4 +1,4 @@
-"""`journeyflow serve` as a new user meets it, and what a crash after a 202 leaves behind."""
+"""`journeyflow serve` as a new user meets it, and what a crash after a 200 leaves behind."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from storage.tables import events, journeys, outbox
 
 from .conftest import ROOT, Served, run_serve
 
-TOTAL, KILL_AFTER, CONCURRENCY = 3000, 300, 16  # requests; 202s before the kill; senders at once
+TOTAL, KILL_AFTER, CONCURRENCY = 3000, 300, 16  # requests; 200s before the kill; senders at once
 
 
 def wait_for_delivery(url: str, step: str, timeout: float = 30.0) -> str | None:
@@ -140,8 +140,8 @@ def test_first_start_prints_keys_and_a_curl_line_that_works(tmp_path: Path) -> N
         again.stop()
 
 
-def test_every_202_is_in_the_database_after_a_kill(tmp_path: Path) -> None:
-    """SIGKILL the server while requests are in flight: each one answered 202 is stored."""
+def test_every_200_is_in_the_database_after_a_kill(tmp_path: Path) -> None:
+    """SIGKILL the server while requests are in flight: each one answered 200 is stored."""
     url = f"sqlite:///{tmp_path / 'jf.db'}"
     served = run_serve(url, "--no-engine")
     accepted: list[str] = []
