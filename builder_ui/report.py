@@ -29,6 +29,7 @@ from storage.counters import JOURNEY_LEVEL
 
 from . import canvas as cv
 from . import charts, live_counts, verdict, versions
+from .params import whole
 from .sessions import login_required
 from .templating import render
 
@@ -76,12 +77,11 @@ class Figures:
 
 def choice_of(request: Request) -> Choice:
     query = request.query_params
-    days = int(query["days"]) if query.get("days", "").isdigit() else DEFAULT_RANGE
+    days = whole(query.get("days"))
     granularity = query.get("granularity", "day")
-    version = query.get("version", "all")
     return Choice(days if days in RANGES else DEFAULT_RANGE,
                   granularity if granularity in analytics.GRANULARITIES else "day",
-                  int(version) if version.isdigit() else None)
+                  whole(query.get("version")))
 
 
 def figures(svc: Services, slug: str, choice: Choice) -> Figures | None:

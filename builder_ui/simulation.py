@@ -24,6 +24,7 @@ from . import canvas as cv
 from . import simulation_work as work
 from .editor import draft_of, fields
 from .outcome import difference
+from .params import whole
 from .ready import Ready, ready_scenarios
 from .sample import (
     MAX_EVENTS,
@@ -150,9 +151,9 @@ async def simulate(request: Request) -> Response:
 
 
 def _scenario_id(request: Request) -> int:
-    """The scenario named in the path; an id beyond the column's range names none (0)."""
-    found = int(request.path_params["scenario_id"])
-    return found if found <= MAX_SCENARIO_ID else 0
+    """The scenario named in the path; anything but an id in the column's range names none (0).
+    (Starlette's `int` convertor would hand `int()` any run of digits, a ValueError in routing.)"""
+    return whole(str(request.path_params["scenario_id"]), MAX_SCENARIO_ID) or 0
 
 
 async def _scenario_list(request: Request, message: str | None = None, status_code: int = 200) -> Response:
@@ -247,7 +248,7 @@ async def delete(request: Request) -> Response:
 
 
 _JOURNEY = "/journeys/{slug}"
-_SCENARIO = _JOURNEY + "/scenarios/{scenario_id:int}"
+_SCENARIO = _JOURNEY + "/scenarios/{scenario_id}"
 ROUTES: list[BaseRoute] = [  # relative to /builder
     Route(f"{_JOURNEY}/simulate", form, methods=["GET"]),
     Route(f"{_JOURNEY}/simulate", simulate, methods=["POST"]),

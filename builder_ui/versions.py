@@ -22,6 +22,7 @@ from storage import analytics
 from storage import journeys as stored
 
 from . import canvas as cv
+from .params import whole
 from .sessions import login_required
 from .templating import render
 
@@ -169,10 +170,9 @@ async def page(request: Request) -> Response:
 @login_required
 async def diff(request: Request) -> Response:
     slug = request.path_params["slug"]
-    try:
-        old, new = int(request.query_params["a"]), int(request.query_params["b"])
-    except (KeyError, ValueError):
-        raise HTTPException(400, "choose two versions: ?a=1&b=2") from None
+    old, new = whole(request.query_params.get("a")), whole(request.query_params.get("b"))
+    if old is None or new is None:
+        raise HTTPException(400, "choose two versions: ?a=1&b=2")
     svc = services(request)
     found = await svc.call(compared, svc, slug, old, new)
     if found is None:

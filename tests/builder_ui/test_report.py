@@ -234,3 +234,22 @@ def test_the_chart_reads_the_counters_from_the_ranges_first_bucket() -> None:
 def test_the_range_selector_is_read_safely(query: str, choice: report.Choice) -> None:
     request = Request({"type": "http", "query_string": query.encode(), "headers": []})
     assert report.choice_of(request) == choice
+
+
+# What `int()` cannot read, reads wrongly, or reads as more than an INTEGER column holds.
+HOSTILE_NUMBERS = ["9" * 5000, "99999999999999999999", "١٢", "²", " 7", "1_0", "-1", ""]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_NUMBERS)
+def test_hostile_numbers_in_builder_urls_are_never_a_server_error(signed_in: Builder, raw: str) -> None:
+    slug = publish(signed_in, JOURNEY)
+    answers = {
+        "report": signed_in.client.get(f"/builder/journeys/{slug}/report", params={"days": raw, "version": raw}),
+        "csv": signed_in.client.get(f"/builder/journeys/{slug}/report.csv", params={"days": raw, "version": raw}),
+        "diff": signed_in.client.get(f"/builder/journeys/{slug}/versions/diff", params={"a": raw, "b": "1"}),
+        "scenario": signed_in.client.post(f"/builder/journeys/{slug}/scenarios/{raw or 0}/run",
+                                          headers={"X-CSRF-Token": signed_in.csrf(), "HX-Request": "true"}),
+    }
+    assert {name: a.status_code for name, a in answers.items() if a.status_code >= 500} == {}
+    assert answers["report"].status_code == 200  # read as no choice: the defaults
+    assert answers["diff"].status_code == 400
