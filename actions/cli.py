@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 STATUS_STYLES = {"sent": "green", "pending": "cyan", "deferred": "yellow", "suppressed": "dim", "failed": "red",
-                 "dead": "bold red", "uncertain": "magenta"}
+                 "dead": "bold red", "uncertain": "magenta", "cancelled": "dim"}
 STATUSES = tuple(STATUS_STYLES)
 WIDE_ENOUGH_FOR_A_TABLE = 120  # terminal columns
 

@@ -59,7 +59,8 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = connect(settings.database_url)
         lock = threading.RLock()
-        runtime = Runtime(db, settings.clock, matcher=make_matcher(settings.rules_backend))
+        runtime = Runtime(db, settings.clock, matcher=make_matcher(settings.rules_backend),
+                          default_zone=settings.default_zone)
         keys = KeyStore(db, settings.key_cache_seconds, settings.signature_tolerance_seconds)
         svc = Services(settings, db, runtime, keys, IngestQueue(lambda m: svc.accept(m),
                                                                 settings.group_commit_max_messages), lock)

@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.messages import EARLIEST, IDENTITY_TRAITS, LATEST, MAX_ID_LENGTH, MAX_SAFE_INTEGER, MESSAGE_TYPES
 from storage.coupons import UPLOAD_PATTERN
+from storage.tables import CODES_PER_USER
 
 from .routes import _guard
 from .routes.coupons import CSV_TYPES, POOL_NAME
@@ -36,6 +37,11 @@ STRING, INTEGER, BOOLEAN, NUMBER = {"type": "string"}, {"type": "integer"}, {"ty
 OBJECT: Schema = {"type": "object"}
 TIME = {"type": "string", "format": "date-time"}
 TEXT = {"type": "string", "pattern": NO_NUL}
+CODES_PER_USER_SCHEMA: Schema = {
+    "type": "string", "enum": list(CODES_PER_USER),
+    "description": "How many codes of the pool one person may hold. `one`: a claim for someone who already "
+                   "holds a code of the pool (from any run of any journey) gives that same code again. "
+                   "`unlimited`: every claim draws a new code"}
 
 
 def _timestamp_pattern() -> str:
@@ -194,7 +200,8 @@ SCHEMAS: dict[str, Schema] = {
                                             "totals": {"type": "object", "additionalProperties": INTEGER,
                                                        "description": "All-time counts. A step: entered, "
                                                        "exited (left the journey there), converted (reached a "
-                                                       "goal there), suppressed. The journey: entered, exited, "
+                                                       "goal there), suppressed, cancelled. The journey: entered, "
+                                                       "exited, "
                                                        "completed, converted (all goals), converted:<goal>"},
                                             "series": _array({"type": "object", "required": ["bucket"],
                                                               "properties": {"bucket": TIME},
@@ -211,9 +218,10 @@ SCHEMAS: dict[str, Schema] = {
             }}),
         },
     },
-    "CouponPool": {"type": "object", "required": ["name", "total", "issued", "redeemed", "expired", "available"],
-                   "properties": {"name": STRING, "total": INTEGER, "issued": INTEGER, "redeemed": INTEGER,
-                                  "expired": INTEGER, "available": INTEGER,
+    "CouponPool": {"type": "object",
+                   "required": ["name", "codes_per_user", "total", "issued", "redeemed", "expired", "available"],
+                   "properties": {"name": STRING, "codes_per_user": CODES_PER_USER_SCHEMA, "total": INTEGER,
+                                  "issued": INTEGER, "redeemed": INTEGER, "expired": INTEGER, "available": INTEGER,
                                   "added": INTEGER, "duplicates": INTEGER}},
 }
 
@@ -362,13 +370,25 @@ def document() -> dict[str, Any]:
             "readProfile", "A profile: traits, identities, tags, journey runs, deliveries",
             _ok(200, _ref("ProfileDetail")), errors=(404,),
             parameters=[_id("profile_id", _guard.MAX_BIG_ID)])},
-        "/v1/coupon-pools": {"post": _op(
-            "createCouponPool", "Create a coupon pool", _ok(201, _ref("CouponPool"), "Created"),
-            body=_body({"type": "object", "required": ["name"],
-                        "properties": {"name": {"type": "string", "pattern": POOL_NAME.pattern}}}),
-            errors=(409, 413, 415))},
-        "/v1/coupon-pools/{name}": {"get": _op(
-            "couponStock", "A pool's stock", _ok(200, _ref("CouponPool")), parameters=[POOL], errors=(404,))},
+        "/v1/coupon-pools": {
+            "get": _op("listCouponPools", "Every coupon pool with its setting and stock",
+                       _ok(200, {"type": "object", "required": ["pools"],
+                                 "properties": {"pools": _array(_ref("CouponPool"))}})),
+            "post": _op(
+                "createCouponPool", "Create a coupon pool", _ok(201, _ref("CouponPool"), "Created"),
+                body=_body({"type": "object", "required": ["name"],
+                            "properties": {"name": {"type": "string", "pattern": POOL_NAME.pattern},
+                                           "codes_per_user": {**CODES_PER_USER_SCHEMA, "default": "one"}}}),
+                errors=(409, 413, 415)),
+        },
+        "/v1/coupon-pools/{name}": {
+            "get": _op("couponStock", "A pool's setting and stock", _ok(200, _ref("CouponPool")), parameters=[POOL],
+                       errors=(404,)),
+            "patch": _op("changeCouponPool", "Change a pool's setting", _ok(200, _ref("CouponPool")),
+                         parameters=[POOL], errors=(404, 413, 415),
+                         body=_body({"type": "object", "required": ["codes_per_user"],
+                                     "properties": {"codes_per_user": CODES_PER_USER_SCHEMA}})),
+        },
         "/v1/coupon-pools/{name}/codes": {"post": _op(
             "uploadCodes", "Upload codes, one a line (CSV, streamed)", _ok(200, _ref("CouponPool")),
             STREAMING, parameters=[POOL], errors=(404, 413, 415), body=_body({

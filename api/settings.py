@@ -28,6 +28,7 @@ class Settings:
     run_engine: bool = False  # apply events, fire timers and schedules in this process
     run_dispatcher: bool = False  # send outbox rows from this process (see actions/)
     rules_backend: str = "compiled"  # what evaluates conditions in this process's engine: compiled or durable
+    default_zone: str = "UTC"  # the installation's time zone, for profiles and journeys without a known one
     actions: ActionSettings | None = None  # the providers and their settings; None: every channel logged
     engine_batch: int = 200  # events or timers per engine transaction (SQLite holds its one writer that long)
     engine_idle_seconds: float = 0.2  # sleep between engine passes that found nothing to do

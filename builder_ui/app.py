@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import editor, login, pages, panels, report, simulation
+from . import editor, login, pages, panels, pools, report, simulation
 
 PREFIX = "/builder"
 JOURNEY = "/journeys/{slug}"
@@ -39,6 +39,7 @@ def _builder_routes() -> list[BaseRoute]:
         Route(f"{JOURNEY}/settings", panels.settings_apply, methods=post),
         *simulation.ROUTES,
         *report.ROUTES,
+        *pools.ROUTES,
         Mount("/static", StaticFiles(packages=[("builder_ui", "static")]), name="static"),
     ]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from dsl import JourneyError, parse
 from dsl import model as m
-from dsl.durations import format_duration
+from dsl.durations import DAY, format_duration
 from dsl.formatter import format_expr, format_percent, format_setting, format_string
 
 from .edits import BARE_PASS, replace_settings, with_blocks
@@ -24,6 +24,8 @@ from .palette import kind_of
 
 LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_CALENDAR_FIELD = re.compile(r"([0-9]+)[ \t]*(d|days?|w|weeks?)?")
+_MAX_WEEK_DIGITS = 6
 _PREFIX = 'journey "form"\n  trigger api\n\n'
 _STEP_LINE = 4  # the line of the stand-in journey where the step's header goes
 _INDENT = "  "
@@ -73,10 +75,15 @@ def step_fields(step: m.Step) -> dict[str, str]:
     """The form's initial values for `step`."""
     out = {"label": step.label or "", "kind": kind_of(step).key}
     match step:
+        case m.Wait(seconds=seconds, calendar=True):
+            out |= {"mode": "for", "duration": f"{seconds // DAY}d", "time": "09:00", "weekday": "",
+                    "count": "calendar"}
         case m.Wait(seconds=seconds):
-            out |= {"mode": "for", "duration": format_duration(seconds), "time": "09:00", "weekday": ""}
+            out |= {"mode": "for", "duration": format_duration(seconds), "time": "09:00", "weekday": "",
+                    "count": "exact"}
         case m.WaitUntil(time=time, weekday=weekday):
-            out |= {"mode": "until", "duration": "1d", "time": str(time), "weekday": weekday or ""}
+            out |= {"mode": "until", "duration": "1d", "time": str(time), "weekday": weekday or "",
+                    "count": "exact"}
         case m.WaitForEvent(event=event, where=where, timeout_seconds=timeout):
             out |= {"event": event, "where": _expr(where), "timeout": format_duration(timeout)}
         case m.If(arms=arms, otherwise=otherwise):
@@ -122,6 +129,8 @@ def step_from_fields(old: m.Step, fields: Mapping[str, str]) -> tuple[m.Step | N
         return _split(old, fields, label)
     if isinstance(old, m.If):
         return _if(old, fields, label)
+    if isinstance(old, m.Wait | m.WaitUntil) and (calendar := _calendar_errors(fields)):
+        return None, calendar
     line = _header(old, fields)
     if line is None:
         return old, []
@@ -134,6 +143,36 @@ def _getter(f: Mapping[str, str]) -> Callable[[str], str]:
     return lambda name: f.get(name, "").strip()
 
 
+def _counts_calendar_days(f: Mapping[str, str]) -> bool:
+    """The wait form's "same time of day, N days later" choice, for a wait of a length."""
+    get = _getter(f)
+    return get("mode") != "until" and get("count") == "calendar"
+
+
+def _calendar_text(duration: str) -> str | None:
+    """A calendar wait's "How long" as DSL (`2 days`): from `2`, `2d`, `2 days`, `1w` or
+    `1 week`; None for anything else (`36h`), since the same time of day comes back only after
+    whole days. The digits go to the parser as they are, which refuses too many of them."""
+    found = _CALENDAR_FIELD.fullmatch(duration)
+    if found is None:
+        return None
+    digits, unit = found.groups()
+    if unit and unit.startswith("w"):
+        if len(digits) > _MAX_WEEK_DIGITS:  # longer than any wait the parser accepts
+            return f"{digits} weeks"
+        digits = str(int(digits) * 7)
+    return f"{digits} day" if digits == "1" else f"{digits} days"
+
+
+def _calendar_errors(f: Mapping[str, str]) -> list[FieldError]:
+    """A calendar wait of hours has no DSL to write, so the parser could not say what is wrong:
+    the form says it, on the field to change."""
+    if not _counts_calendar_days(f) or _calendar_text(_getter(f)("duration")) is not None:
+        return []
+    return [FieldError("duration", "same time of day, N days later counts whole days",
+                       "write a number of days, such as 2 or 2d; for hours, choose “exactly this long”")]
+
+
 def _header(old: m.Step, f: Mapping[str, str]) -> _Line | None:
     line = _Line()
     get = _getter(f)
@@ -142,6 +181,8 @@ def _header(old: m.Step, f: Mapping[str, str]) -> _Line | None:
             if get("mode") == "until":
                 weekday = get("weekday")
                 line.add("wait until ").add(f"{weekday} " if weekday else "", "weekday").add(get("time"), "time")
+            elif _counts_calendar_days(f):
+                line.add("wait ").add(_calendar_text(get("duration")) or "", "duration")
             else:
                 line.add("wait ").add(get("duration"), "duration")
         case m.WaitForEvent():
@@ -267,7 +308,8 @@ def settings_fields(journey: m.Journey) -> dict[str, str]:
     for i, goal in enumerate(journey.goals):
         out |= {f"goal_name_{i}": goal.name, f"goal_kind_{i}": "event" if goal.event is not None else "when",
                 f"goal_event_{i}": goal.event or "", f"goal_where_{i}": _expr(goal.where),
-                f"goal_within_{i}": format_duration(goal.within_seconds)}
+                f"goal_within_{i}": format_duration(goal.within_seconds),
+                f"goal_end_{i}": "exit" if goal.then_exit else ""}
     out["goal_count"] = str(len(journey.goals) + 1)
     quiet = journey.quiet_hours
     out |= {"quiet_start": str(quiet.start) if quiet else "", "quiet_end": str(quiet.end) if quiet else "",
@@ -285,9 +327,16 @@ def _trigger_row(i: int, trigger: m.Trigger) -> dict[str, str]:
             return {f"trigger_kind_{i}": "event", f"trigger_event_{i}": event, f"trigger_where_{i}": _expr(where)}
         case m.ConditionTrigger(condition=condition):
             return {f"trigger_kind_{i}": "when", f"trigger_where_{i}": format_expr(condition)}
-        case m.ScheduleTrigger(cron=cron):
-            return {f"trigger_kind_{i}": "schedule", f"trigger_cron_{i}": cron}
+        case m.ScheduleTrigger(cron=cron, zone=zone):
+            return {f"trigger_kind_{i}": "schedule", f"trigger_cron_{i}": cron, f"trigger_zone_{i}": zone or ""}
     return {f"trigger_kind_{i}": "api"}
+
+
+def _zone_clause(choice: str) -> str:
+    """The schedule's "Send at" choice as DSL. "" is the default left unwritten, "user" the same
+    default written out (as a hand-written journey may have it): each reads back as it came,
+    so applying the form unchanged changes no text."""
+    return f" in {choice} zone" if choice in ("user", "journey") else ""
 
 
 def _count(f: Mapping[str, str], row: str) -> int:
@@ -311,7 +360,8 @@ def settings_from_fields(journey: m.Journey, f: Mapping[str, str]) -> tuple[m.Jo
         elif kind == "when" and where:
             lines.append((f"trigger_where_{i}", f"trigger when {where}"))
         elif kind == "schedule" and get(f"trigger_cron_{i}"):
-            lines.append((f"trigger_cron_{i}", f"trigger schedule {format_string(get(f'trigger_cron_{i}'))}"))
+            lines.append((f"trigger_cron_{i}", f"trigger schedule {format_string(get(f'trigger_cron_{i}'))}"
+                          + _zone_clause(get(f"trigger_zone_{i}"))))
         elif kind == "api":
             lines.append((f"trigger_kind_{i}", "trigger api"))
     if get("audience"):
@@ -332,12 +382,13 @@ def settings_from_fields(journey: m.Journey, f: Mapping[str, str]) -> tuple[m.Jo
         if not name:
             continue
         where = get(f"goal_where_{i}")
+        then_exit = " then exit" if get(f"goal_end_{i}") == "exit" else ""
         if get(f"goal_kind_{i}") == "when":
-            lines.append((f"goal_where_{i}", f"goal {format_string(name)} when {where} within {within}"))
+            lines.append((f"goal_where_{i}", f"goal {format_string(name)} when {where} within {within}{then_exit}"))
         else:
             lines.append((f"goal_event_{i}", f"goal {format_string(name)} on event "
                           f"{format_string(get(f'goal_event_{i}'))}" + (f" where {where}" if where else "")
-                          + f" within {within}"))
+                          + f" within {within}{then_exit}"))
     if get("quiet_start") or get("quiet_end"):
         lines.append(("quiet_start", f"quiet hours {get('quiet_start')}-{get('quiet_end')}"))
     if get("timezone"):

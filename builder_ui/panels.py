@@ -33,7 +33,8 @@ from .templating import render as render_template
 SAMPLE_USER = {"first_name": "Lin", "phone": "+8613800000000", "tags": ["member"], "stage": "active",
                "total_spend": 480, "lens_orders": 0}
 SAMPLE_EVENT = {"category": "care_solution", "amount": 129, "product_name": "Care solution 360 ml"}
-SAMPLE_RESULT = {"code": "SAMPLE-7Q2K", "expires_at": "2026-12-31T23:59:59+08:00", "status": 200, "body": None}
+SAMPLE_RESULT = {"code": "SAMPLE-7Q2K", "expires_at": "2026-12-31T23:59:59+08:00", "reused": False, "status": 200,
+                 "body": None}
 _PARSE_ONLY = jinja2.Environment(autoescape=False)
 
 

@@ -101,6 +101,8 @@ def reach_times(journey: g.CompiledJourney) -> dict[str, tuple[int, int]]:
 
 def _lasts(node: g.Node, label: str) -> tuple[int, int]:
     match node:
+        case g.WaitNode(seconds=seconds, calendar=True):
+            return seconds - HOUR, seconds + HOUR  # a DST change in between moves the end by an hour
         case g.WaitNode(seconds=seconds):
             return seconds, seconds
         case g.WaitUntilNode(weekday=weekday):

@@ -181,7 +181,7 @@ def csv_text(f: Figures) -> str:
         for name in ("entered", "converted", "exited", "completed"):
             writer.writerow(["series", p.bucket.isoformat(), "", "", name, getattr(p, name)])
     for s in f.steps:
-        for name in ("entered", "waiting", "left", "exited", "converted", "moved_on", "suppressed"):
+        for name in ("entered", "waiting", "left", "exited", "converted", "moved_on", "suppressed", "cancelled"):
             writer.writerow(["step", "", s.step, "", name, getattr(s, name)])
     for bar in f.funnel:
         writer.writerow(["funnel", "", bar.label, "", "entered", bar.value])

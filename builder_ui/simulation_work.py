@@ -17,7 +17,7 @@ from sqlalchemy import and_, select
 from api.services import Services
 from dsl import compile_source
 from dsl import graph as g
-from dsl.durations import format_duration
+from dsl.durations import format_calendar_days, format_duration
 from dsl.formatter import format_setting
 from engine.identity import survivor_of
 from journeyflow.simulate import IDENTITY_ORDER, SeedProfile, simulate
@@ -52,6 +52,8 @@ def run(source: str, given: SimulationInput) -> Run:
 def step_title(node: g.Node) -> str:
     """What a step is, in a few words, for the path's lines."""
     match node:
+        case g.WaitNode(seconds=seconds, calendar=True):
+            return f"wait {format_calendar_days(seconds // 86_400)}"
         case g.WaitNode(seconds=seconds):
             return f"wait {format_duration(seconds)}"
         case g.WaitUntilNode(hour=hour, minute=minute):

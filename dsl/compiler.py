@@ -3,6 +3,8 @@ flow goes after it; branches of a compound step all rejoin at the step that foll
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import graph as g
 from . import model as m
 from .ids import assign_ids
@@ -29,8 +31,8 @@ class _Compiler:
         match step:
             case m.Pass():
                 return after
-            case m.Wait(seconds=seconds):
-                node = g.WaitNode(sid, line, seconds, after)
+            case m.Wait(seconds=seconds, calendar=calendar):
+                node = g.WaitNode(sid, line, seconds, after, calendar)
             case m.WaitUntil(time=time, weekday=weekday):
                 day = m.WEEKDAYS.index(weekday) if weekday else None
                 node = g.WaitUntilNode(sid, line, time.hour, time.minute, day, after)
@@ -65,6 +67,14 @@ class _Compiler:
         return sid
 
 
+def _effective(trigger: m.Trigger) -> m.Trigger:
+    """A trigger as the engine runs it: a schedule without `in ... zone` says whose clock it
+    reads, so that the engine (and the graph's JSON) never has to know the default."""
+    if isinstance(trigger, m.ScheduleTrigger) and trigger.zone is None:
+        return replace(trigger, zone=m.DEFAULT_SCHEDULE_ZONE)
+    return trigger
+
+
 def compile_journey(journey: m.Journey) -> g.CompiledJourney:
     """Compile a journey that has passed `validate`."""
     compiler = _Compiler(journey)
@@ -75,7 +85,7 @@ def compile_journey(journey: m.Journey) -> g.CompiledJourney:
         name=journey.name,
         start=start,
         nodes=ordered,
-        triggers=journey.triggers,
+        triggers=tuple(_effective(t) for t in journey.triggers),
         audience=journey.audience.condition if journey.audience else None,
         entry=journey.entry or m.Entry("once"),
         exits=journey.exits,

@@ -1,4 +1,5 @@
-"""Durations as the language writes them (`30d`, `1h30m`), held as whole seconds."""
+"""Durations as the language writes them (`30d`, `1h30m`), held as whole seconds; and the
+calendar days of `wait 2 days` / `wait 1 week`, which count local days, not 24-hour spans."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ WEEK = 7 * DAY
 UNIT_SECONDS = {"w": WEEK, "d": DAY, "h": HOUR, "m": MINUTE, "s": SECOND}
 _CANONICAL_UNITS = (("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", SECOND))
 _PART = re.compile(r"([0-9]+)([wdhms])")
+_CALENDAR = re.compile(r"([0-9]+)\s+(day|week)s?")
 
 
 def parse_duration(text: str) -> int:
@@ -31,3 +33,17 @@ def format_duration(seconds: int) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def parse_calendar_days(text: str) -> int:
+    """Days in a calendar token (`2 days`, `1 week`); the grammar has already checked its shape."""
+    found = _CALENDAR.fullmatch(text)
+    assert found is not None, text
+    count, unit = found.groups()
+    return int(count) * (7 if unit == "week" else 1)
+
+
+def format_calendar_days(days: int) -> str:
+    """`1 day`, `2 days`: always in days, as `format_duration` stops at days, so that a text
+    written in weeks and its formatted form read as the same count a marketer plans with."""
+    return f"{days} day" if days == 1 else f"{days} days"

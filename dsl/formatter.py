@@ -12,7 +12,7 @@ import json
 from decimal import Decimal
 
 from . import model as m
-from .durations import format_duration
+from .durations import DAY, format_calendar_days, format_duration
 
 INDENT = "  "
 
@@ -99,14 +99,31 @@ def _where(expr: m.Expr | None) -> str:
     return "" if expr is None else f" where {format_expr(expr)}"
 
 
+def _zone(zone: m.ScheduleZone | None) -> str:
+    """` in user zone` only when the author wrote it: the default is not spelt out, so a
+    journey written without the clause reads back the same."""
+    return "" if zone is None else f" in {zone} zone"
+
+
+def _then_exit(goal: m.Goal) -> str:
+    return " then exit" if goal.then_exit else ""
+
+
+def format_wait(wait: m.Wait) -> str:
+    """`2d` for an exact wait, `2 days` for a calendar one (whose seconds are whole days)."""
+    if wait.calendar:
+        return format_calendar_days(wait.seconds // DAY)
+    return format_duration(wait.seconds)
+
+
 def format_setting(setting: m.Setting) -> str:
     match setting:
         case m.EventTrigger(event=event, where=where):
             return f"trigger event {format_string(event)}{_where(where)}"
         case m.ConditionTrigger(condition=condition):
             return f"trigger when {format_expr(condition)}"
-        case m.ScheduleTrigger(cron=cron):
-            return f"trigger schedule {format_string(cron)}"
+        case m.ScheduleTrigger(cron=cron, zone=zone):
+            return f"trigger schedule {format_string(cron)}{_zone(zone)}"
         case m.ApiTrigger():
             return "trigger api"
         case m.Audience(condition=condition):
@@ -121,10 +138,11 @@ def format_setting(setting: m.Setting) -> str:
             return f"exit when {format_expr(condition)}"
         case m.Goal(name=name, event=None, where=where, within_seconds=within):
             assert where is not None
-            return f"goal {format_string(name)} when {format_expr(where)} within {format_duration(within)}"
+            return (f"goal {format_string(name)} when {format_expr(where)} within {format_duration(within)}"
+                    f"{_then_exit(setting)}")
         case m.Goal(name=name, event=str(event), where=where, within_seconds=within):
             return (f"goal {format_string(name)} on event {format_string(event)}{_where(where)}"
-                    f" within {format_duration(within)}")
+                    f" within {format_duration(within)}{_then_exit(setting)}")
         case m.QuietHours(start=start, end=end):
             return f"quiet hours {start}-{end}"
         case m.TimeZone(name=name):
@@ -143,8 +161,8 @@ def format_percent(percent: float) -> str:
 def step_header(step: m.Step) -> str:
     """The first line of a step, without label or indentation: also used by the builder."""
     match step:
-        case m.Wait(seconds=seconds):
-            return f"wait {format_duration(seconds)}"
+        case m.Wait():
+            return f"wait {format_wait(step)}"
         case m.WaitUntil(time=time, weekday=weekday):
             return f"wait until {weekday + ' ' if weekday else ''}{time}"
         case m.WaitForEvent(event=event, where=where, timeout_seconds=timeout):

@@ -25,6 +25,7 @@ class WaitNode:
     line: int
     seconds: int
     next: str
+    calendar: bool = False  # `wait N days`: N local days (seconds // 86400), not N x 24 hours
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ class CompiledJourney:
     name: str
     start: str
     nodes: dict[str, Node]
-    triggers: tuple[m.Trigger, ...]
+    triggers: tuple[m.Trigger, ...]  # a schedule's `zone` is always set here: the default applied
     audience: m.Expr | None
     entry: m.Entry
     exits: tuple[m.ExitRule, ...]

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from . import model as m
-from .durations import format_duration
-from .formatter import format_expr
+from .formatter import format_expr, format_wait
 
 _MAX_SLUG = 32
 _NON_WORD = re.compile(r"[^a-z0-9]+")
@@ -39,8 +38,10 @@ def slug(text: str, limit: int = _MAX_SLUG) -> str:
 
 def derived_base(step: m.Step) -> str:
     match step:
-        case m.Wait(seconds=seconds):
-            return f"wait_{format_duration(seconds)}"
+        case m.Wait():
+            # `wait_2d` for 48 hours, `wait_2_days` for two calendar days: they are different
+            # waits to the engine, so one must not take the other's id (or its waiting users).
+            return "wait_" + format_wait(step).replace(" ", "_")
         case m.WaitUntil(time=time, weekday=weekday):
             return f"wait_until_{weekday + '_' if weekday else ''}{time.hour:02d}{time.minute:02d}"
         case m.WaitForEvent(event=event):

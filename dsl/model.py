@@ -175,11 +175,20 @@ class ConditionTrigger:
     loc: Loc = _loc()
 
 
+ScheduleZone: TypeAlias = TypingLiteral["user", "journey"]
+DEFAULT_SCHEDULE_ZONE: ScheduleZone = "user"
+
+
 @dataclass(frozen=True)
 class ScheduleTrigger:
-    """`trigger schedule "0 9 * * *"`: everyone in the audience, at each cron tick."""
+    """`trigger schedule "0 9 * * *"`: everyone in the audience, at each cron tick.
+
+    `zone` says whose clock the cron reads: "user" (each person at that time of their own
+    zone: birthday and morning messages) or "journey" (one instant for everyone, read in the
+    journey's zone). None means it was not written: `DEFAULT_SCHEDULE_ZONE`."""
 
     cron: str
+    zone: ScheduleZone | None = None
     comments: Comments = _comments()
     loc: Loc = _loc()
 
@@ -241,6 +250,7 @@ class Goal:
     event: str | None
     where: Expr | None
     within_seconds: int
+    then_exit: bool = False  # `... within 14d then exit`: reaching the goal ends the run
     comments: Comments = _comments()
     loc: Loc = _loc()
 
@@ -288,7 +298,12 @@ class FrequencyCap:
 
 @dataclass(frozen=True)
 class Wait:
+    """`wait 48h` (elapsed time) or, with `calendar`, `wait 2 days`: the same local time of day
+    that many days later in the user's zone, whatever DST does in between. A calendar wait's
+    `seconds` is its days times 86,400."""
+
     seconds: int
+    calendar: bool = False
     label: str | None = None
     comments: Comments = _comments()
     blank_before: bool = _blank()

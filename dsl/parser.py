@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -31,7 +32,7 @@ from lark.indenter import Indenter
 from lark.tree import Meta, Tree
 
 from . import model as m
-from .durations import UNIT_SECONDS, parse_duration
+from .durations import UNIT_SECONDS, parse_calendar_days, parse_duration
 from .errors import Diagnostic, JourneySyntaxError
 
 MAX_SYNTAX_ERRORS = 10
@@ -176,9 +177,21 @@ def _wordy(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-@cache
+_PER_THREAD = threading.local()
+
+
 def _lark() -> Lark:
-    grammar = resources.files(__package__).joinpath("journey.lark").read_text(encoding="utf-8")
+    """This thread's parser. The indentation post-lexer keeps its state on itself while it
+    runs, so two threads sharing one parser (the server's, the engine's) break each other's
+    indentation midway, and lark's own DedentError escapes `parse`."""
+    parser: Lark | None = getattr(_PER_THREAD, "parser", None)
+    if parser is None:
+        parser = _PER_THREAD.parser = _new_lark()
+    return parser
+
+
+def _new_lark() -> Lark:
+    grammar = _grammar()
     return Lark(
         grammar,
         parser="lalr",
@@ -190,6 +203,11 @@ def _lark() -> Lark:
     )
 
 
+@cache
+def _grammar() -> str:
+    return resources.files(__package__).joinpath("journey.lark").read_text(encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- errors
 
 _TERMINAL_NAMES = {
@@ -197,6 +215,8 @@ _TERMINAL_NAMES = {
     "NAME": "a name",
     "LABEL": "a step label like @welcome",
     "DURATION": "a duration like 2d, 3h or 30m",
+    "CALENDAR_DAYS": "calendar days like 2 days or 1 week",
+    "ZONE_OWNER": "whose time zone: user or journey",
     "PERCENT": "a percentage like 50%",
     "TIME": "a time of day like 09:00",
     "NUMBER": "a number",
@@ -245,7 +265,17 @@ def _hint(token: Token, expected: set[str]) -> str | None:
     if "CHANNEL" in expected and token.type == "NAME":
         return f'channels are {", ".join(m.CHANNELS)}; "{value}" is not one of them'
     if "DURATION" in expected and token.type in ("NUMBER", "INT"):
+        if "CALENDAR_DAYS" in expected:
+            return ("a duration needs a unit: s, m, h, d or w (as in 2d); "
+                    "`2 days` waits until the same time of day two days later")
         return "a duration needs a unit: s, m, h, d or w (as in 2d)"
+    if "ZONE_OWNER" in expected:
+        return ("`in user zone` sends at that time of each person's own zone, "
+                "`in journey zone` at one moment for everyone")
+    if expected - {"_NL"} == {"EXIT"}:
+        return "a goal ends the run with `then exit`; without it, the run goes on"
+    if "THEN" in expected and token.type != "_NL":
+        return "to end the run when the goal is reached, write `then exit` after the window"
     if "COLON" in expected and token.type == "_NL":
         return "a line that opens a block (if, else, split, wait for, a branch) ends with ':'"
     if {"WAIT", "SEND"} <= expected and token.type in ("NAME", "_DEDENT"):
@@ -350,6 +380,19 @@ def _whole(token: Token) -> int:
     return seconds
 
 
+def _calendar_seconds(token: Token) -> int:
+    """The seconds of `2 days` / `1 week`: the days times 86,400, as `m.Wait` holds them."""
+    digits = re.match(r"[0-9]+", token)
+    assert digits is not None
+    if len(digits.group()) > MAX_DIGITS:
+        _fail(token, f"this number has more than {MAX_DIGITS} digits")
+    days = parse_calendar_days(token)
+    if days > MAX_DURATION_DAYS:
+        _fail(token, f"this wait is longer than {MAX_DURATION_DAYS} days",
+              "waits are counted from the current time; keep them within a century")
+    return days * UNIT_SECONDS["d"]
+
+
 def _real(token: Token, text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # `1e999` would print back as `inf`, a name
@@ -447,7 +490,9 @@ class _ToModel(Transformer[Token, m.Journey]):
         return m.ConditionTrigger(children[0], **self._meta_kw(meta))
 
     def schedule_trigger(self, meta: Meta, children: list[Any]) -> m.ScheduleTrigger:
-        return m.ScheduleTrigger(_string(children[0]), **self._meta_kw(meta))
+        cron, zone = children
+        written = None if zone is None else cast(m.ScheduleZone, str(zone))
+        return m.ScheduleTrigger(_string(cron), written, **self._meta_kw(meta))
 
     def api_trigger(self, meta: Meta, children: list[Any]) -> m.ApiTrigger:
         return m.ApiTrigger(**self._meta_kw(meta))
@@ -471,12 +516,17 @@ class _ToModel(Transformer[Token, m.Journey]):
         return m.ExitWhen(children[0], **self._meta_kw(meta))
 
     def goal_event(self, meta: Meta, children: list[Any]) -> m.Goal:
-        name, event, where, within = children
-        return m.Goal(_string(name), _string(event), where, _whole(within), **self._meta_kw(meta))
+        name, event, where, within, then_exit = children
+        return m.Goal(_string(name), _string(event), where, _whole(within), then_exit is not None,
+                      **self._meta_kw(meta))
 
     def goal_when(self, meta: Meta, children: list[Any]) -> m.Goal:
-        name, condition, within = children
-        return m.Goal(_string(name), None, condition, _whole(within), **self._meta_kw(meta))
+        name, condition, within, then_exit = children
+        return m.Goal(_string(name), None, condition, _whole(within), then_exit is not None,
+                      **self._meta_kw(meta))
+
+    def then_exit(self, meta: Meta, children: list[Any]) -> bool:
+        return True
 
     def quiet(self, meta: Meta, children: list[Any]) -> m.QuietHours:
         return m.QuietHours(_time(children[0]), _time(children[1]), **self._meta_kw(meta))
@@ -497,6 +547,9 @@ class _ToModel(Transformer[Token, m.Journey]):
 
     def wait(self, meta: Meta, children: list[Any]) -> m.Wait:
         return m.Wait(_whole(children[0]))
+
+    def wait_days(self, meta: Meta, children: list[Any]) -> m.Wait:
+        return m.Wait(_calendar_seconds(children[0]), calendar=True)
 
     def wait_until(self, meta: Meta, children: list[Any]) -> m.WaitUntil:
         weekday = str(children[0]) if len(children) == 2 else None

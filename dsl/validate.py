@@ -17,6 +17,7 @@ import jinja2.meta
 
 from . import model as m
 from .cron import CronError, parse_cron
+from .durations import DAY
 from .errors import Diagnostic, JourneyInvalid
 from .formatter import format_expr
 from .ids import walk_steps
@@ -211,8 +212,11 @@ class _Checker:
     def step(self, step: m.Step, scope: frozenset[str]) -> _Flow:
         event_ok = self.event_in_steps
         match step:
-            case m.Wait(seconds=seconds):
+            case m.Wait(seconds=seconds, calendar=calendar):
                 self.positive(seconds, step.loc, "the wait")
+                if calendar and seconds % DAY:
+                    self.error(step.loc, "a wait in calendar days counts whole days",
+                               "write `wait 2 days`, or an exact length such as `wait 36h`")
             case m.WaitForEvent():
                 self.event_name(step.event, step.loc)
                 self.expr(step.where, scope, event_ok=True)

@@ -20,13 +20,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, insert, select, update
 
 from storage import counters
 from storage.tables import coupon_codes, events, identities, journey_runs, outbox, profiles
 
 LIVE = ("active", "waiting")
 USER_ID = "user_id"
+MERGE_TYPE = "merge"  # the events row a merge leaves, for the engine to re-evaluate conditions
 
 
 def survivor_of(conn: Connection, profile_id: int) -> int:
@@ -110,6 +111,11 @@ def merge(conn: Connection, survivor: int, absorbed: int, now: datetime) -> None
     for table in (journey_runs, events, outbox, coupon_codes, identities):
         conn.execute(update(table).where(table.c.profile_id == absorbed).values(profile_id=survivor))
     conn.execute(update(profiles).where(profiles.c.id == absorbed).values(merged_into=survivor, updated_at=now))
+    # The merge changed the survivor's profile: the engine re-evaluates the conditions that read
+    # what changed, when it applies this row (as it would an identify), against `before`.
+    conn.execute(insert(events).values(
+        message_id=f"journeyflow:merge:{absorbed}", profile_id=survivor, type=MERGE_TYPE, name=None,
+        properties={"absorbed": absorbed, "before": keep}, occurred_at=now, received_at=now))
 
 
 def _end_runs(conn: Connection, absorbed: int, journey_ids: set[int], now: datetime) -> None:

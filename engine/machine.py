@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 from typing import Any, Literal, Protocol, TypeAlias
 
 from dsl import graph as g
@@ -20,10 +20,11 @@ from dsl.model import Entry
 from .expressions import compile_expr, compile_predicate
 from .scope import Scope
 from .splits import choose_arm
-from .timing import next_local_time, quiet_hours_end, zone
+from .timing import add_local_days, first_zone, next_local_time, quiet_hours_end
 
 RunState: TypeAlias = Literal["active", "waiting", "completed", "exited"]
 LIVE_STATES: frozenset[str] = frozenset({"active", "waiting"})
+SECONDS_PER_DAY = 86_400
 MESSAGE_CHANNELS = frozenset({"sms", "push"})  # what frequency caps and quiet hours apply to
 # How long a `call webhook ... as name` step waits for the reply; the dispatcher's retries fit
 # in it. After it, the result is {"status": "timeout"} and the run goes on.
@@ -107,6 +108,16 @@ class CancelTimers:
 
 
 @dataclass(frozen=True)
+class CancelDeferred:
+    """Cancel the run's messages still held for later (quiet hours): an exit rule or a goal's
+    `then exit` ended the run, and what it was going to say no longer applies. Issued for a run
+    that has already completed too, since a send that was the last step still waits in the
+    outbox. An `exit` step does not cancel: it is the journey's own end, after its own sends."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Outbound:
     """A row for the outbox. `key` is the idempotency key: the same run and step, the same key."""
 
@@ -140,7 +151,7 @@ class Conversion:
 
 TraceKind: TypeAlias = Literal[
     "entered", "moved", "waiting", "split", "suppressed", "deferred", "coupon_empty", "converted",
-    "exited", "completed", "ignored",
+    "exited", "completed", "ignored", "cancelled",
 ]
 
 
@@ -153,7 +164,9 @@ class Trace:
     detail: str = ""
 
 
-Effect: TypeAlias = ScheduleTimer | CancelTimers | Outbound | ProfileUpdate | TagUpdate | Conversion | Trace
+Effect: TypeAlias = (
+    ScheduleTimer | CancelTimers | CancelDeferred | Outbound | ProfileUpdate | TagUpdate | Conversion | Trace
+)
 
 
 class Ports(Protocol):
@@ -179,10 +192,11 @@ Predicate: TypeAlias = Callable[[Scope], bool]
 class Program:
     """A compiled journey with every expression it runs turned into a closure, once per version."""
 
-    def __init__(self, key: str, journey: g.CompiledJourney) -> None:
+    def __init__(self, key: str, journey: g.CompiledJourney, installation_zone: str | None = None) -> None:
         self.key = key  # the journey's stable name; random splits hash it with the user's key
         self.journey = journey
         self.zone_default = journey.timezone
+        self.installation_zone = installation_zone
         self.branches: dict[str, list[tuple[Predicate, str]]] = {}
         self.values: dict[str, Evaluator] = {}
         for node in journey.nodes.values():
@@ -234,9 +248,10 @@ class _Walk:
     def key(self, step: str) -> str:
         return f"{self.run.key}/{step}"
 
-    def zone_name(self) -> str | None:
-        user_zone = self.scope.user.get("timezone")
-        return user_zone if isinstance(user_zone, str) and user_zone else self.program.zone_default
+    def zone(self) -> tzinfo:
+        """The user's zone; a missing or unknown one falls back to the journey's, then the
+        installation's, then UTC."""
+        return first_zone(self.scope.user.get("timezone"), self.program.zone_default, self.program.installation_zone)
 
     def goto(self, target: str) -> None:
         """Run instantaneous steps from `target` until the run waits or ends."""
@@ -257,6 +272,14 @@ class _Walk:
         self.emit(ScheduleTimer(node_id, deadline))
         self.emit(Trace("waiting", node_id, f"until {deadline.isoformat()}"))
 
+    def exit(self, reason: str) -> None:
+        """End the run from outside its steps (an exit rule, a goal's `then exit`) and cancel
+        what it still holds back; a run that has already ended only loses what it holds."""
+        if self.run.live:
+            self.emit(CancelTimers())
+            self.finish("exited", self.run.step, reason)
+        self.emit(CancelDeferred(reason))
+
     def finish(self, state: Literal["completed", "exited"], step: str | None, why: str) -> None:
         self.run = replace(self.run, state=state, step=step, waiting_since=None, deadline=None)
         self.emit(Trace(state, step, why))
@@ -264,11 +287,14 @@ class _Walk:
     def execute(self, node: g.Node) -> str | None:
         """Do one node; the id to go to next, or None if the run now waits or has ended."""
         match node:
+            case g.WaitNode(seconds=seconds, calendar=True):
+                self.wait(node.id, add_local_days(self.now, seconds // SECONDS_PER_DAY, self.zone()))
+                return None
             case g.WaitNode(seconds=seconds):
                 self.wait(node.id, self.now + timedelta(seconds=seconds))
                 return None
             case g.WaitUntilNode(hour=hour, minute=minute, weekday=weekday):
-                self.wait(node.id, next_local_time(self.now, time(hour, minute), zone(self.zone_name()), weekday))
+                self.wait(node.id, next_local_time(self.now, time(hour, minute), self.zone(), weekday))
                 return None
             case g.WaitForEventNode(timeout_seconds=timeout):
                 self.wait(node.id, self.now + timedelta(seconds=timeout))
@@ -343,7 +369,7 @@ class _Walk:
             return
         send_at = self.now
         if self.program.quiet is not None:
-            send_at = quiet_hours_end(self.now, *self.program.quiet, zone(self.zone_name()))
+            send_at = quiet_hours_end(self.now, *self.program.quiet, self.zone())
             if send_at != self.now:
                 self.emit(Trace("deferred", node.id, f"quiet hours: sent at {send_at.isoformat()}"))
         self.sent_here.append(node.channel)
@@ -413,9 +439,7 @@ def advance(program: Program, run: Run, given: Input, scope: Scope, ports: Ports
                 walk.emit(Trace("moved", step, "received"))
                 walk.goto(node.on_received)
         case ExitRequested(reason=reason):
-            if run.live:
-                walk.emit(CancelTimers())
-                walk.finish("exited", run.step, reason)
+            walk.exit(reason)
         case GoalReached(goal=goal_name, occurred_at=occurred_at):
             goal = program.goals.get(goal_name)
             window_end = run.entered_at + timedelta(seconds=goal.within_seconds) if goal else run.entered_at
@@ -423,4 +447,6 @@ def advance(program: Program, run: Run, given: Input, scope: Scope, ports: Ports
                 walk.run = replace(walk.run, converted=run.converted | {goal_name})
                 walk.emit(Conversion(goal_name, occurred_at))
                 walk.emit(Trace("converted", run.step, goal_name))
+                if goal.then_exit:
+                    walk.exit(f"goal {goal_name} reached")
     return walk.run, walk.effects

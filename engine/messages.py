@@ -78,7 +78,10 @@ class Message:
         return found
 
 
-def _parse_time(value: Any) -> datetime:
+def parse_time(value: Any) -> datetime:
+    """An ISO-8601 time as aware UTC, within the years a message may name; raises ValueError
+    saying what is wrong. Public so that every time field a producer gives (`timestamp`, and a
+    simulation's `receivedAt`) is read and refused the same way."""
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
@@ -169,7 +172,7 @@ def parse_message(raw: Any, received_at: datetime, forced_type: str | None = Non
     timestamp = received_at
     if raw.get("timestamp") is not None:
         try:
-            timestamp = _parse_time(raw["timestamp"])
+            timestamp = parse_time(raw["timestamp"])
         except ValueError as error:
             problems["timestamp"] = str(error)
     if problems:

@@ -16,25 +16,29 @@ timers wait until it is resumed.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Integer, and_, cast, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Integer, and_, cast, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dsl import compile_source
 from dsl import model as dm
-from dsl.cron import CronSpec, next_fire, parse_cron
-from storage import counters, coupons, writer
+from dsl.graph import CompiledJourney
+from dsl.reads import changed_fields
+from storage import alerts, counters, coupons, writer
 from storage.counters import JOURNEY_LEVEL  # re-exported: callers import it from here
 from storage.tables import events, journey_runs, journey_versions, journeys, profiles, schedule_ticks, timers
 
 from . import groups, identity, intake
 from .clock import Clock
+from .conditions import ConditionIndex
 from .machine import (
     LIVE_STATES,
+    CancelDeferred,
     CancelTimers,
     Conversion,
     Effect,
@@ -58,14 +62,16 @@ from .machine import (
 )
 from .matcher import CompiledMatcher, Decisions, Matcher
 from .messages import EVENT_TYPES, Message
+from .schedules import EVERYONE, Members, Schedule, ZoneValue, due_tick, next_tick, schedule_of, tick_members
 from .scope import Scope
-from .timing import zone
+from .timing import known_zone
 from .unit_of_work import Profile, RunRow, TraceRecord, UnitHistory, UnitOfWork, UnitPorts, chunks
 
 MAX_PARTITIONS = 32_767  # a partition's lock key is count * 65536 + index, within PostgreSQL's int4
 PROFILE_TYPES = frozenset({"identify", "group"})  # messages that change the profile, not events
 REDEMPTION_EVENT = "coupon_redeemed"  # {code, pool?}: marks the code used, in the batch's transaction
 SCHEDULE_CATCH_UP = timedelta(days=1)  # how late a missed schedule tick may still fire
+ZONE_VALUES_TTL = 60.0  # seconds a runtime trusts its list of the profiles' zones (`_zone_values`)
 
 
 class JourneyNotFound(LookupError):
@@ -89,8 +95,11 @@ class _Live:
 
 class Runtime:
     def __init__(self, db: Engine, clock: Clock, matcher: Matcher | None = None,
-                 observer: Callable[[TraceRecord], None] | None = None) -> None:
+                 observer: Callable[[TraceRecord], None] | None = None, default_zone: str = "UTC") -> None:
+        if known_zone(default_zone) is None:
+            raise ValueError(f"unknown time zone {default_zone!r}: use a tz database name such as 'Asia/Shanghai'")
         self.db = db
+        self.default_zone = default_zone  # for users and journeys without a (known) zone
         self.writer = writer(db)  # for transactions that write (BEGIN IMMEDIATE on SQLite)
         self.clock = clock
         self.matcher = matcher or CompiledMatcher()
@@ -98,6 +107,8 @@ class Runtime:
         self.programs: dict[int, Program] = {}  # version id -> program, loaded on demand
         self.live: dict[int, _Live] = {}  # journey id -> its state
         self.version_journeys: dict[int, int] = {}  # version id -> journey id
+        self.conditions = ConditionIndex()
+        self._zones: tuple[float, list[ZoneValue]] | None = None  # (monotonic time, values): `_zone_values`
         self.reload()
 
     # ------------------------------------------------------------------ journeys
@@ -142,7 +153,7 @@ class Runtime:
                                .where(journey_versions.c.id == version_id)).one()
             # Keyed by the journey's slug, not the version: a split keeps each user in their
             # branch across versions and machines.
-            program = Program(row.slug, compile_source(row.source))
+            program = Program(row.slug, compile_source(row.source), self.default_zone)
             self.programs[version_id] = program
         return program
 
@@ -156,13 +167,15 @@ class Runtime:
         have live runs) to the matcher."""
         with self.db.connect() as conn:
             rows = conn.execute(select(journeys.c.id, journeys.c.slug, journeys.c.status,
-                                       journeys.c.live_version_id)).all()
+                                       journeys.c.live_version_id).order_by(journeys.c.id)).all()
             self.live = {r.id: _Live(r.id, r.slug, r.status, r.live_version_id) for r in rows}
             active = [r.id for r in rows if r.status == "live"]
             in_flight = conn.execute(select(journey_runs.c.version_id).distinct().where(and_(
                 journey_runs.c.journey_id.in_(active), journey_runs.c.state.in_(LIVE_STATES)))).scalars().all()
             versions = {r.live_version_id for r in rows if r.status == "live" and r.live_version_id} | set(in_flight)
-            self.matcher.load({str(v): self.program(conn, v).journey for v in sorted(versions)})
+            loaded = {str(v): self.program(conn, v).journey for v in sorted(versions)}
+            self.matcher.load(loaded)
+            self.conditions = ConditionIndex(loaded)
 
     def _journey_of_version(self, conn: Connection, version_id: int) -> _Live:
         journey_id = self.version_journeys.get(version_id)
@@ -176,6 +189,7 @@ class Runtime:
 
     def accept(self, messages: Sequence[Message]) -> int:
         """Store messages durably (resolving identities); how many were new."""
+        self._zones = None  # new profiles (with no zone yet) may be among them
         with self.writer.begin() as conn:
             return intake.store(conn, messages, self.clock.now())
 
@@ -216,36 +230,105 @@ class Runtime:
 
     def _apply_event(self, unit: UnitOfWork, row: Any) -> None:
         profile = unit.profile(row.profile_id)
-        history = UnitHistory(unit, profile.id)
+        unit.begin_input()
         props = dict(row.properties or {})
         if row.type in PROFILE_TYPES:
-            before = self.matcher.on_profile_change(Scope(dict(profile.user), unit.now, history=history))
+            before = dict(profile.user)
             profile.user.update(props if row.type == "identify" else _group_traits(profile.user, props))
             profile.changed = True
-            after = self.matcher.on_profile_change(Scope(dict(profile.user), unit.now, history=history))
-            decisions = Decisions(enter=after.enter - before.enter, exit=after.exit, goals=after.goals)
+            self._check_zone(unit, profile, before)
+            decisions = self._profile_decisions(unit, profile, before)
+            trigger = None
+        elif row.type == identity.MERGE_TYPE:
+            before = _merged_profile_before(props)
+            decisions = self._profile_decisions(unit, profile, before)
             trigger = None
         elif row.type in EVENT_TYPES:
             if row.name == REDEMPTION_EVENT and isinstance(props.get("code"), str):
                 pool = props.get("pool")
                 coupons.redeem(unit.conn, props["code"], row.occurred_at, pool if isinstance(pool, str) else None)
             decisions = self.matcher.on_event(row.name, Scope(dict(profile.user), unit.now, event=props,
-                                                              history=history))
+                                                              history=UnitHistory(unit, profile.id)))
+            counting = self.conditions.counting(row.name)
+            if counting:
+                decisions = replace(decisions, enter=decisions.enter | self._counted_entries(unit, profile, row,
+                                                                                             counting))
             trigger = row
         else:
             return
+        self._decide(unit, profile, decisions, row.occurred_at, trigger, props)
+
+    def _decide(self, unit: UnitOfWork, profile: Profile, decisions: Decisions, occurred_at: datetime,
+                trigger: Any, event: Mapping[str, Any] | None) -> None:
+        """Carry out what one input decided, in the documented order: goals, exits, waits, entries."""
         if decisions.goals:
-            self._goals(unit, profile, decisions.goals, row.occurred_at)
-        for key in sorted(decisions.exit):
-            run = self._run_of_version(unit, profile, int(key))
-            if run is not None:
-                self._advance(unit, run, profile, ExitRequested("exit rule"))
-        for key, step in sorted(decisions.waits):
+            self._goals(unit, profile, decisions.goals, occurred_at)
+        # Journeys in the order of their version ids (publication order), compared as numbers:
+        # as text, "10" would come before "9", and which journey messages first decides what a
+        # frequency cap lets through.
+        for key in sorted(decisions.exit, key=int):
+            self._exit(unit, profile, int(key))
+        for key, step in sorted(decisions.waits, key=_by_version):
             run = self._run_of_version(unit, profile, int(key))
             if run is not None and run.state == "waiting" and run.step_id == step:
-                self._advance(unit, run, profile, EventArrived(step, row.occurred_at), event=props)
-        for key in sorted(decisions.enter):
+                self._advance(unit, run, profile, EventArrived(step, occurred_at), event=event)
+        for key in sorted(decisions.enter, key=int):
             self._enter(unit, profile, int(key), trigger)
+
+    def _exit(self, unit: UnitOfWork, profile: Profile, version_id: int) -> None:
+        """An exit rule holds: end the user's live run of the version, or, when it has ended
+        already, cancel the messages its last steps still hold back for quiet hours."""
+        run = self._run_of_version(unit, profile, version_id)
+        if run is not None:
+            self._advance(unit, run, profile, ExitRequested("exit rule"))
+            return
+        for run_id in unit.holding_runs(profile.id):
+            held = unit.run(run_id)
+            if held.version_id == version_id:
+                self._advance(unit, held, profile, ExitRequested("exit rule"))
+
+    def _profile_decisions(self, unit: UnitOfWork, profile: Profile, before: Mapping[str, Any]) -> Decisions:
+        """What a change of the profile from `before` to now decides: the `trigger when`s that
+        became true, the `exit when`s and `when` goals that hold, among the journeys whose
+        conditions read a changed field. A change no condition reads costs one set lookup."""
+        changed = changed_fields(before, profile.user)
+        if "timezone" in changed:
+            self._zones = None  # the schedules' list of zones may have changed
+        concerned = self.conditions.concerned(changed)
+        if not concerned:
+            return Decisions()
+        history = UnitHistory(unit, profile.id)
+        was = self.matcher.on_profile_change(Scope(dict(before), unit.now, history=history))
+        now = self.matcher.on_profile_change(Scope(dict(profile.user), unit.now, history=history))
+        return Decisions(enter=(now.enter - was.enter) & concerned, exit=now.exit & concerned,
+                         goals=frozenset(g for g in now.goals if g[0] in concerned))
+
+    def _counted_entries(self, unit: UnitOfWork, profile: Profile, row: Any,
+                         counting: frozenset[str]) -> frozenset[str]:
+        """The `trigger when`s that counting this event made true (`count of "purchase" ... >= 6`
+        on the sixth purchase): evaluated without the event, then with it."""
+        user = dict(profile.user)
+        was = self.matcher.on_profile_change(Scope(user, unit.now, history=UnitHistory(unit, profile.id, row.id)))
+        now = self.matcher.on_profile_change(Scope(user, unit.now, history=UnitHistory(unit, profile.id)))
+        return (now.enter - was.enter) & counting
+
+    def _changed(self, unit: UnitOfWork, profile: Profile, before: Mapping[str, Any]) -> None:
+        """A step changed the profile (an `update`, a tag): re-evaluate the conditions that read
+        what changed, in this transaction. Entries caused this way are made once per journey
+        per input (`UnitOfWork.entered_in_this_input`), so journeys whose updates trigger each other, or
+        one that triggers itself, stop after one pass each instead of looping."""
+        decisions = self._profile_decisions(unit, profile, before)
+        if decisions != Decisions():
+            self._decide(unit, profile, decisions, unit.now, None, None)
+
+    def _check_zone(self, unit: UnitOfWork, profile: Profile, before: Mapping[str, Any]) -> None:
+        """A profile's zone set to a name the tz database does not know is used as a missing one
+        would be (the journey's zone, then the installation's); say so once, when it is set."""
+        name = profile.user.get("timezone")
+        if name != before.get("timezone") and name not in (None, "") and known_zone(name) is None:
+            alerts.raise_alert(unit.conn, alerts.UNKNOWN_TIME_ZONE, f"profile:{profile.id}",
+                               f"profile {profile.id} has the unknown time zone {str(name)[:80]!r}; its waits and "
+                               f"quiet hours use the journey's zone, then {self.default_zone}", unit.now)
 
     def _run_of_version(self, unit: UnitOfWork, profile: Profile, version_id: int) -> RunRow | None:
         run = unit.live_run(profile.id, self._journey_of_version(unit.conn, version_id).journey_id)
@@ -256,7 +339,7 @@ class Runtime:
         """Credit each goal to the most recent run of its version (live or ended) that entered
         before the goal event and within the goal's window."""
         latest = unit.latest_runs(profile.id, sorted({int(key) for key, _ in goals}), occurred_at)
-        for key, goal_name in sorted(goals):
+        for key, goal_name in sorted(goals, key=_by_version):
             run = latest.get(int(key))
             goal = self.program(unit.conn, int(key)).goals.get(goal_name) if run is not None else None
             if run is None or goal is None or occurred_at - run.entered_at > timedelta(seconds=goal.within_seconds):
@@ -267,6 +350,8 @@ class Runtime:
         """Start a run if the journey is live and the re-entry policy allows; whether it did."""
         live = self._journey_of_version(unit.conn, version_id)
         if live.status != "live" or live.version_id != version_id:
+            return False
+        if unit.entered_in_this_input(profile.id, live.journey_id):
             return False
         program = self.program(unit.conn, version_id)
         has_live = unit.live_run(profile.id, live.journey_id) is not None
@@ -317,6 +402,7 @@ class Runtime:
             unit.load_users([unit.runs[t.run_id].profile_id for t in due])
             unit.load_triggers(unit.runs.values())
             for timer in due:
+                unit.begin_input()
                 unit.set_timer(timer.run_id, None)
                 run = unit.runs[timer.run_id]
                 self._advance(unit, run, unit.profile(run.profile_id), TimerDue(timer.step_id, timer.payload or None))
@@ -337,7 +423,11 @@ class Runtime:
             event = unit.trigger_event(row)
         scope = Scope(dict(profile.user), unit.now, event=event, history=UnitHistory(unit, profile.id))
         after, effects = advance(program, run, given, scope, UnitPorts(unit, profile.id, row.id))
+        changes = any(isinstance(e, ProfileUpdate | TagUpdate) for e in effects)
+        before = dict(profile.user) if changes else None
         self._commit(unit, row, run, after, effects, profile)
+        if before is not None:
+            self._changed(unit, profile, before)
 
     def _commit(self, unit: UnitOfWork, row: RunRow, before: Run, after: Run, effects: Iterable[Effect],
                 profile: Profile) -> None:
@@ -356,6 +446,10 @@ class Runtime:
                     unit.set_timer(row.id, (step, due_at))
                 case CancelTimers():
                     unit.set_timer(row.id, None)
+                case CancelDeferred(reason=reason):
+                    for step in unit.cancel_held(row.id, f"cancelled: {reason}"):
+                        unit.counters.append((row.version_id, step, counters.CANCELLED, unit.now, 1))
+                        unit.traces.append(TraceRecord(unit.now, profile.id, slug, Trace("cancelled", step, reason)))
                 case Outbound():
                     unit.add_outbox({
                         "idempotency_key": effect.key, "run_id": row.id, "profile_id": row.profile_id,
@@ -384,44 +478,76 @@ class Runtime:
 
     def schedule_triggers(self) -> list[tuple[int, str]]:
         """(version id, cron) of every live journey's schedule triggers."""
+        return [(version_id, trigger.cron) for version_id, trigger, _ in self._schedule_triggers()]
+
+    def _schedule_triggers(self) -> list[tuple[int, dm.ScheduleTrigger, CompiledJourney]]:
+        """Each schedule trigger of the version new users enter, of every live journey."""
         found = []
         for live in self.live.values():
-            if live.status == "live" and live.version_id is not None:
-                program = self.programs.get(live.version_id)
-                if program is None:
-                    continue
-                found += [(live.version_id, t.cron) for t in program.journey.triggers
-                          if isinstance(t, dm.ScheduleTrigger)]
+            version_id = live.version_id
+            if live.status != "live" or version_id is None or version_id not in self.programs:
+                continue
+            journey = self.programs[version_id].journey
+            found += [(version_id, t, journey) for t in journey.triggers if isinstance(t, dm.ScheduleTrigger)]
+        return found
+
+    def _schedules(self) -> dict[int, list[Schedule]]:
+        """Each live version's schedule triggers, parsed, each knowing whose clock it reads and
+        the fallback zone (the journey's `timezone`, then the installation's default). The
+        triggers of one version share its ticks: a tick enters whom any of them selects."""
+        found: dict[int, list[Schedule]] = {}
+        for version_id, trigger, journey in self._schedule_triggers():
+            found.setdefault(version_id, []).append(schedule_of(
+                trigger.cron, trigger.zone or dm.DEFAULT_SCHEDULE_ZONE, journey.timezone, self.default_zone))
         return found
 
     def next_schedule_due(self) -> datetime | None:
         """When the next schedule tick of a live journey is due (an unfinished one counts as due)."""
+        found, now = self._schedules(), self.clock.now()
         with self.db.connect() as conn:
-            upcoming = [self._next_tick(conn, version_id, cron) for version_id, cron in self.schedule_triggers()]
+            values = self._zone_values(conn, [s for group in found.values() for s in group])
+            upcoming = [self._next_tick(conn, version_id, group, values, now) for version_id, group in found.items()]
         return min((t for t in upcoming if t is not None), default=None)
 
     def run_due_schedules(self, batch: int = 500) -> int:
         """Run every schedule tick that is due, resuming any a crash cut short; entries made.
 
-        A tick missed while nothing ran (the server was down) fires once, late; of several
-        missed ticks of one trigger only the most recent fires, within a day of it: a daily
-        journey must not send a week of birthdays at once when the server comes back.
+        A tick missed while nothing ran (the server was down) fires once, late: of one zone's
+        missed fires only the most recent fires, within SCHEDULE_CATCH_UP of it: a daily
+        journey must not send a week of birthdays at once when the server comes back. The late
+        ticks of different zones run one after the other, in time order.
         """
-        entered = 0
-        now = self.clock.now()
-        for version_id, cron in self.schedule_triggers():
-            with self.db.connect() as conn:
-                due = self._due_tick(conn, version_id, cron, now)
-            if due is not None:
-                entered += self._run_tick(version_id, due, batch)
+        entered, now, found = 0, self.clock.now(), self._schedules()
+        with self.db.connect() as conn:  # one look at the zones for every journey's ticks
+            values = self._zone_values(conn, [s for group in found.values() for s in group])
+        for version_id, group in found.items():
+            done: datetime | None = None
+            while (due := self._due_tick(version_id, group, values, now)) is not None and due[0] != done:
+                entered += self._run_tick(version_id, due[0], batch, due[1])
+                done = due[0]
         return entered
 
     def run_schedule(self, version_id: int, batch: int = 500) -> int:
-        """Run a scheduled journey's pass now, as if a tick were due at this moment."""
-        return self._run_tick(version_id, self.clock.now(), batch)
+        """Run a scheduled journey's pass now, over everyone, as if a tick were due at this moment."""
+        return self._run_tick(version_id, self.clock.now(), batch, EVERYONE)
 
-    def _cron(self, conn: Connection, version_id: int, cron: str) -> tuple[CronSpec, tzinfo]:
-        return parse_cron(cron), zone(self.program(conn, version_id).journey.timezone)
+    def _zone_values(self, conn: Connection, found: Iterable[Schedule]) -> list[ZoneValue]:
+        """The distinct raw `profiles.timezone` values (NULL and unknown names included), when a
+        trigger reads users' own zones: the zones a tick can be for.
+
+        The DISTINCT reads the whole profiles table, so the answer is kept for ZONE_VALUES_TTL
+        seconds, and dropped at once when this runtime changes a profile's zone (`_profile_decisions`)
+        or stores messages that may create profiles (`accept`). A zone no profile had, set by
+        another process, is seen within the TTL."""
+        if not any(s.per_user for s in found):
+            return []
+        cached = self._zones
+        if cached is not None and time.monotonic() - cached[0] < ZONE_VALUES_TTL:
+            return cached[1]
+        query = select(profiles.c.timezone).where(profiles.c.merged_into.is_(None)).distinct()
+        values = list(conn.execute(query).scalars())
+        self._zones = (time.monotonic(), values)
+        return values
 
     def _last_tick(self, conn: Connection, version_id: int) -> tuple[datetime, bool]:
         """The due time of the trigger's latest tick and whether it is finished; the version's
@@ -435,28 +561,34 @@ class Runtime:
                                  .where(journey_versions.c.id == version_id)).scalar_one()
         return published, True
 
-    def _next_tick(self, conn: Connection, version_id: int, cron: str) -> datetime | None:
+    def _next_tick(self, conn: Connection, version_id: int, found: list[Schedule], values: list[ZoneValue],
+                   now: datetime) -> datetime | None:
+        """The next tick; not one older than SCHEDULE_CATCH_UP, which would never run and so
+        would stay due forever."""
         last, finished = self._last_tick(conn, version_id)
-        if not finished:
-            return last
-        spec, where = self._cron(conn, version_id, cron)
-        fire = next_fire(spec, last.astimezone(where))
-        return fire.astimezone(UTC) if fire is not None else None
+        return last if not finished else next_tick(found, values, max(last, now - SCHEDULE_CATCH_UP))
 
-    def _due_tick(self, conn: Connection, version_id: int, cron: str, now: datetime) -> datetime | None:
-        last, finished = self._last_tick(conn, version_id)
-        if not finished:
-            return last  # cut short: resume it
-        spec, where = self._cron(conn, version_id, cron)
-        due = None
-        moment = max(last, now - SCHEDULE_CATCH_UP)
-        while (fire := next_fire(spec, moment.astimezone(where))) is not None and fire <= now:
-            due = moment = fire.astimezone(UTC)
-        return due
+    def _due_tick(self, version_id: int, found: list[Schedule], values: list[ZoneValue],
+                  now: datetime) -> tuple[datetime, Members] | None:
+        """The tick to run now and whom it is for: an unfinished one first (cut short: resume it)."""
+        with self.db.connect() as conn:
+            last, finished = self._last_tick(conn, version_id)
+        due = due_tick(found, values, last, now, SCHEDULE_CATCH_UP) if finished else last
+        return None if due is None else (due, tick_members(found, values, due, now))
 
-    def _run_tick(self, version_id: int, due_at: datetime, batch: int) -> int:
-        """One pass over every profile for the tick, a batch per transaction; the tick's cursor
-        moves with each batch's entries, so the pass resumes after a crash and never repeats."""
+    @staticmethod
+    def _selects(who: Members) -> list[ColumnElement[bool]]:
+        """The tick's profiles by their raw zone value, in SQL: a tick for Shanghai's 09:30
+        reads no European profile. NULL and unknown names are among the values when the
+        fallback zone fires."""
+        if who.everyone:
+            return []
+        chosen = profiles.c.timezone.in_(sorted(v for v in who.values if v is not None))
+        return [or_(chosen, profiles.c.timezone.is_(None)) if None in who.values else chosen]
+
+    def _run_tick(self, version_id: int, due_at: datetime, batch: int, who: Members) -> int:
+        """One pass over the tick's profiles, a batch per transaction; the tick's cursor moves
+        with each batch's entries, so the pass resumes after a crash and never repeats."""
         insert_ = postgresql.insert if self.db.dialect.name == "postgresql" else sqlite.insert
         with self.writer.begin() as conn:
             conn.execute(insert_(schedule_ticks).values(version_id=version_id, due_at=due_at,
@@ -472,9 +604,9 @@ class Runtime:
                 if tick.finished_at is not None:
                     return entered
                 unit = UnitOfWork(conn, self.clock.now())
-                ids = conn.execute(select(profiles.c.id).where(and_(
-                    profiles.c.merged_into.is_(None), profiles.c.id > tick.cursor)).order_by(profiles.c.id).limit(batch)
-                ).scalars().all()
+                ids = conn.execute(select(profiles.c.id).where(
+                    profiles.c.merged_into.is_(None), profiles.c.id > tick.cursor, *self._selects(who))
+                    .order_by(profiles.c.id).limit(batch)).scalars().all()
                 unit.load_users(ids)
                 here = 0
                 for profile_id in ids:
@@ -532,3 +664,21 @@ def _group_traits(user: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[st
     """A stored group event (`intake` keeps its id and traits) as the profile traits it changes."""
     traits = stored.get("traits")
     return groups.joined(user, str(stored.get("group_id")), traits if isinstance(traits, Mapping) else {})
+
+
+def _merged_profile_before(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The surviving profile as it was before a merge (`identity.merge` records it), as
+    expressions see a profile: its traits, with `tags` and `timezone`."""
+    before = stored.get("before")
+    if not isinstance(before, Mapping):
+        return {}
+    user = dict(before.get("traits") or {})
+    user["tags"] = list(before.get("tags") or [])
+    if before.get("timezone"):
+        user["timezone"] = before["timezone"]
+    return user
+
+
+def _by_version(pair: tuple[str, str]) -> tuple[int, str]:
+    """(journey key, name) pairs in publication order, then by name."""
+    return int(pair[0]), pair[1]

@@ -13,6 +13,7 @@ from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS_PER_WEEK = 7
+MAX_ZONE_NAME = 64  # the longest tz database name is about 30 characters
 
 
 @cache
@@ -25,6 +26,38 @@ def zone(name: str | None) -> tzinfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return UTC
+
+
+@cache
+def known_zone(name: object) -> tzinfo | None:
+    """The zone a name stands for, or None when it is missing or not a zone the tz database
+    knows (`"Mars/Olympus_Mons"`, `""`, a number): the caller then falls back."""
+    if not isinstance(name, str) or not name or len(name) > MAX_ZONE_NAME:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def first_zone(*names: object) -> tzinfo:
+    """The first of `names` that is a known zone, UTC when none is. The engine passes the
+    user's zone, then the journey's, then the installation's: an unknown name falls back
+    exactly as a missing one does."""
+    for name in names:
+        found = known_zone(name)
+        if found is not None:
+            return found
+    return UTC
+
+
+def add_local_days(now: datetime, days: int, where: tzinfo) -> datetime:
+    """The instant `days` calendar days after `now` at the same local time of day in `where`:
+    `wait 2 days` from 09:00 is 09:00, even when a DST change makes those days 47 or 49 hours.
+    A wall time the change skips is taken after the gap, as everywhere in this module."""
+    local = now.astimezone(where)
+    wall = local.replace(tzinfo=None) + timedelta(days=days)
+    return wall.replace(tzinfo=where).astimezone(UTC)
 
 
 def _at_local(day: datetime, at: time, where: tzinfo) -> datetime:

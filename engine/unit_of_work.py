@@ -123,6 +123,16 @@ class _Sent:
     send_at: datetime
     status: str
     buffered: bool  # in `outbox_rows`, not yet in the table
+    run_id: int | None = None
+
+
+@dataclass
+class _Held:
+    """A stored outbox row that waits for a later send time (quiet hours)."""
+
+    id: int
+    run_id: int
+    step_id: str
 
 
 @dataclass
@@ -136,7 +146,7 @@ class UnitOfWork:
     last_entered: dict[tuple[int, int], datetime] = field(default_factory=dict)  # (profile, journey) -> newest entry
     new_runs: list[RunRow] = field(default_factory=list)  # started in this unit: inserted at flush
     run_ids: IdBlock = field(init=False)
-    history: dict[str, dict[int, list[tuple[datetime, dict[str, Any]]]]] = field(default_factory=dict)
+    history: dict[str, dict[int, list[tuple[datetime, dict[str, Any], int]]]] = field(default_factory=dict)
     entries: dict[tuple[int, int], list[tuple[datetime, int]]] = field(default_factory=dict)  # (user, version) -> runs
     sent_since: datetime | None = None  # outbox rows of loaded users from here on are in `sent`
     users_loaded: set[int] = field(default_factory=set)  # profiles whose runs are in `live` / `last_entered`
@@ -147,6 +157,9 @@ class UnitOfWork:
     conversion_rows: list[dict[str, Any]] = field(default_factory=list)
     counters: list[counters.CounterRow] = field(default_factory=list)
     traces: list[TraceRecord] = field(default_factory=list)
+    held: dict[int, list[_Held]] | None = None  # profile -> stored messages held for later; loaded on first ask
+    cancelled: list[dict[str, Any]] = field(default_factory=list)  # stored held messages to cancel at flush
+    entered_this_input: set[tuple[int, int]] = field(default_factory=set)  # (profile, journey)
 
     def __post_init__(self) -> None:
         self.run_ids = IdBlock(self.conn, journey_runs)
@@ -295,17 +308,18 @@ class UnitOfWork:
         self.sent = defaultdict(list, buffered)
         for part in chunks(sorted(self.users_loaded)):
             for row in self.conn.execute(select(outbox.c.profile_id, outbox.c.channel, outbox.c.send_at,
-                                                outbox.c.status).where(and_(
+                                                outbox.c.status, outbox.c.run_id).where(and_(
                     outbox.c.profile_id.in_(part), outbox.c.channel.in_(sorted(MESSAGE_CHANNELS)),
                     outbox.c.send_at >= since, outbox.c.status.in_(COUNTED_STATUSES)))):
-                self.sent[row.profile_id].append(_Sent(row.channel, row.send_at, row.status, buffered=False))
+                self.sent[row.profile_id].append(_Sent(row.channel, row.send_at, row.status, buffered=False,
+                                                       run_id=row.run_id))
         self.sent_since = since
 
     def history_count(self, profile_id: int, event: str, where: EventPredicate | None,
-                      since: datetime | None) -> int:
+                      since: datetime | None, without: int | None = None) -> int:
         """`count of ...` over the user's stored events (this batch's included, as they are
-        stored before they are applied). The first question about an event name loads that
-        name's events for every user of the batch at once."""
+        stored before they are applied), leaving out the event with id `without`. The first
+        question about an event name loads that name's events for every user of the batch."""
         self.load_users([profile_id])
         loaded = self.history.setdefault(event, {})
         if profile_id not in loaded:
@@ -313,11 +327,12 @@ class UnitOfWork:
             for p in wanted:
                 loaded[p] = []
             for part in chunks(wanted):
-                for row in self.conn.execute(select(events.c.profile_id, events.c.occurred_at, events.c.properties)
+                for row in self.conn.execute(select(events.c.profile_id, events.c.occurred_at, events.c.properties,
+                                                    events.c.id)
                                              .where(and_(events.c.profile_id.in_(part), events.c.name == event))):
-                    loaded[row.profile_id].append((row.occurred_at, row.properties or {}))
-        return sum(1 for at, props in loaded[profile_id]
-                   if (since is None or at >= since) and (where is None or where(props)))
+                    loaded[row.profile_id].append((row.occurred_at, row.properties or {}, row.id))
+        return sum(1 for at, props, event_id in loaded[profile_id]
+                   if event_id != without and (since is None or at >= since) and (where is None or where(props)))
 
     # ------------------------------------------------------------------ writing
 
@@ -334,9 +349,56 @@ class UnitOfWork:
             known.append((run.entered_at, run.id))
         self.live[(profile_id, journey_id)] = run.id
         self.last_entered[(profile_id, journey_id)] = self.now
+        self.entered_this_input.add((profile_id, journey_id))
         if trigger is not None:
             self.trigger_props[trigger.id] = dict(trigger.properties or {})
         return run
+
+    def begin_input(self) -> None:
+        """A new input (an event, a timer) starts: see `entered_in_this_input`."""
+        self.entered_this_input.clear()
+
+    def entered_in_this_input(self, profile_id: int, journey_id: int) -> bool:
+        """Whether this input has entered the user into the journey already. One input enters
+        a user into a journey at most once, however many profile changes it causes: that is
+        what ends a chain of `update` steps that re-trigger each other (or their own journey)."""
+        return (profile_id, journey_id) in self.entered_this_input
+
+    def holding_runs(self, profile_id: int) -> list[int]:
+        """Runs of this user with messages held for later (quiet hours), stored or of this batch.
+        The first question loads the held messages of every user of the batch, in one query."""
+        self.load_users([profile_id])
+        if self.held is None:
+            self.held = defaultdict(list)
+            for part in chunks(sorted(self.users_loaded)):
+                for row in self.conn.execute(select(outbox.c.id, outbox.c.run_id, outbox.c.step_id, outbox.c.profile_id)
+                                             .where(and_(outbox.c.profile_id.in_(part), outbox.c.status == "pending",
+                                                         outbox.c.send_at > self.now))):
+                    self.held[row.profile_id].append(_Held(row.id, row.run_id, row.step_id))
+        runs = {h.run_id for h in self.held.get(profile_id, [])}
+        runs |= {r["run_id"] for r in self.outbox_rows if r["profile_id"] == profile_id and _is_held(r, self.now)}
+        return sorted(runs)
+
+    def cancel_held(self, run_id: int, reason: str) -> list[str]:
+        """Cancel the run's messages held for later, stored or of this batch; their steps."""
+        steps = []
+        for row in self.outbox_rows:
+            if row["run_id"] == run_id and _is_held(row, self.now):
+                row["status"], row["last_error"] = "cancelled", reason
+                steps.append(row["step_id"])
+        run = self.runs.get(run_id)
+        if run is not None:
+            self.holding_runs(run.profile_id)  # loads what is stored
+            stored = self.held.get(run.profile_id, []) if self.held is not None else []
+            for held in [h for h in stored if h.run_id == run_id]:
+                self.cancelled.append({"b_id": held.id, "b_reason": reason})
+                steps.append(held.step_id)
+                stored.remove(held)
+        for sent in self.sent.values():  # a cancelled message no longer counts towards caps
+            for s in sent:
+                if s.run_id == run_id and s.send_at > self.now:
+                    s.status = "cancelled"
+        return steps
 
     def ended(self, run: RunRow) -> None:
         """Forget a run's live slot once it has completed or exited."""
@@ -348,7 +410,8 @@ class UnitOfWork:
 
     def add_outbox(self, row: dict[str, Any]) -> None:
         self.outbox_rows.append(row)
-        self.sent[row["profile_id"]].append(_Sent(row["channel"], row["send_at"], row["status"], buffered=True))
+        self.sent[row["profile_id"]].append(_Sent(row["channel"], row["send_at"], row["status"], buffered=True,
+                                                  run_id=row["run_id"]))
 
     def add_conversion(self, run: RunRow, goal: str, occurred_at: datetime) -> None:
         self.converted(run).add(goal)
@@ -374,6 +437,11 @@ class UnitOfWork:
             for sent in self.sent.values():
                 for s in sent:
                     s.buffered = False
+        if self.cancelled:
+            self.conn.execute(update(outbox).where(and_(outbox.c.id == bindparam("b_id"),
+                                                        outbox.c.status == "pending")).values(
+                status="cancelled", last_error=bindparam("b_reason"), updated_at=self.now), self.cancelled)
+            self.cancelled = []
         if self.conversion_rows:
             self.conn.execute(insert(conversions), self.conversion_rows)
             self.conversion_rows = []
@@ -440,14 +508,19 @@ class UnitOfWork:
         self.timers = {}
 
 
-class UnitHistory:
-    """The `History` port for one user, answered by the unit of work."""
+def _is_held(row: Mapping[str, Any], now: datetime) -> bool:
+    return bool(row["status"] == "pending" and row["send_at"] > now)
 
-    def __init__(self, unit: UnitOfWork, profile_id: int) -> None:
-        self.unit, self.profile_id = unit, profile_id
+
+class UnitHistory:
+    """The `History` port for one user, answered by the unit of work; `without` leaves one event
+    out, to see a condition as it stood before that event."""
+
+    def __init__(self, unit: UnitOfWork, profile_id: int, without: int | None = None) -> None:
+        self.unit, self.profile_id, self.without = unit, profile_id, without
 
     def count(self, event: str, where: EventPredicate | None, since: datetime | None) -> int:
-        return self.unit.history_count(self.profile_id, event, where, since)
+        return self.unit.history_count(self.profile_id, event, where, since, self.without)
 
 
 class UnitPorts:

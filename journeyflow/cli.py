@@ -21,7 +21,7 @@ from engine.durable.backend import make_matcher
 
 from . import config
 from .config import CONFIG_ENV
-from .options import database_options, open_database, rules_backend_option
+from .options import database_options, open_database, rules_backend_option, timezone_option
 
 CATALOG_FILE = "catalog.toml"
 JOURNEY_SUFFIX = ".journey"
@@ -164,7 +164,8 @@ def graph(file: Path, output: str, catalog_path: Path | None) -> None:
 @main.command()
 @click.argument("journey_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--events", "events_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Segment-spec messages, one JSON object a line (track, identify, alias), with timestamps.")
+              help="Segment-spec messages, one JSON object a line (track, identify, alias), each with its "
+                   "`timestamp` (when it happened) and optionally `receivedAt` (when it arrives).")
 @click.option("--until", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
               help="Run the clock to this time (UTC unless a zone is given). Default: until no timer is left.")
 @click.option("--trace", is_flag=True, help="Also print a line for every transition.")
@@ -173,8 +174,9 @@ def graph(file: Path, output: str, catalog_path: Path | None) -> None:
               help=f"The actions settings (TOML; also ${SETTINGS_FILE_ENV}) whose [templates.NAME] render template "
                    "sends, as the dispatcher will; without it a template send has no text to show.")
 @rules_backend_option
+@timezone_option
 def simulate(journey_files: tuple[Path, ...], events_file: Path, until: datetime | None, trace: bool,
-             actions_path: Path | None, rules_backend: str) -> None:
+             actions_path: Path | None, rules_backend: str, default_zone: str) -> None:
     """Run journeys on the real engine against a file of events, with a virtual clock; print one
     JSON line per action (and per transition with --trace), each message built as the dispatcher
     would build it: rendered, with its recipient, or the reason it would fail."""
@@ -210,7 +212,7 @@ def simulate(journey_files: tuple[Path, ...], events_file: Path, until: datetime
         until = until.replace(tzinfo=UTC)
     matcher = make_matcher(rules_backend)
     try:
-        lines = run_simulation(sources, messages, until, trace, matcher, actions=actions)
+        lines = run_simulation(sources, messages, until, trace, matcher, actions=actions, default_zone=default_zone)
     finally:
         matcher.close()
     for line in lines:
@@ -223,7 +225,9 @@ def simulate(journey_files: tuple[Path, ...], events_file: Path, until: datetime
 @click.option("--until-idle", is_flag=True, help="Stop when no event is waiting and no timer is due.")
 @click.option("--poll", default=0.5, show_default=True, help="Seconds to sleep when idle.")
 @rules_backend_option
-def process(database_url: str, batch: int, until_idle: bool, poll: float, rules_backend: str) -> None:
+@timezone_option
+def process(database_url: str, batch: int, until_idle: bool, poll: float, rules_backend: str,
+            default_zone: str) -> None:
     """Apply accepted events, fire due timers and run due schedule ticks, batch by batch."""
     import time
 
@@ -231,7 +235,7 @@ def process(database_url: str, batch: int, until_idle: bool, poll: float, rules_
     from engine.runtime import Runtime
 
     db = open_database(database_url, create=True)
-    runtime = Runtime(db, SystemClock(), matcher=make_matcher(rules_backend))
+    runtime = Runtime(db, SystemClock(), matcher=make_matcher(rules_backend), default_zone=default_zone)
     events = timers = ticks = 0
     try:
         while True:

@@ -39,6 +39,24 @@ rules_backend_option = click.option(
     default=DEFAULT_RULES_BACKEND, show_default=True,
     help=f"What evaluates the journeys' conditions (also ${RULES_BACKEND_ENV}); durable needs the durable extra.")
 
+TIMEZONE_ENV = "JOURNEYFLOW_TIMEZONE"
+DEFAULT_TIMEZONE = "UTC"
+
+
+def _known_zone(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from engine.timing import known_zone
+
+    if known_zone(value) is None:
+        raise click.BadParameter(f"{value!r} is not a time zone of the tz database (for example Asia/Shanghai)")
+    return value
+
+
+timezone_option = click.option(
+    "--timezone", "default_zone", envvar=TIMEZONE_ENV, default=DEFAULT_TIMEZONE, show_default=True,
+    callback=_known_zone,
+    help=f"The installation's default time zone (also ${TIMEZONE_ENV}): for users whose profile has no known "
+         "zone, in journeys without a `timezone`.")
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SOURCES = {  # how an option got its value, as messages say it

@@ -32,7 +32,7 @@ from engine.runtime import Runtime
 from storage import journeys as stored
 from storage import keys, users
 
-from .options import database_options, open_database, rules_backend_option, shown_database
+from .options import database_options, open_database, rules_backend_option, shown_database, timezone_option
 
 JOURNEY_SUFFIX = ".journey"
 FIRST_ADMIN = "admin"  # the builder user created on first start
@@ -136,8 +136,10 @@ def _database_flag(database_url: str) -> str:
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(LOG_LEVELS, case_sensitive=False),
               help="What the engine and the dispatcher print on stderr: at INFO, every message delivered.")
 @rules_backend_option
+@timezone_option
 def serve(host: str, port: int, database_url: str, examples: Path | None, run_engine: bool, run_dispatcher: bool,
-          actions_path: Path | None, redis_url: str | None, log_level: str, rules_backend: str) -> None:
+          actions_path: Path | None, redis_url: str | None, log_level: str, rules_backend: str,
+          default_zone: str) -> None:
     """Serve the HTTP API (and, by default, run the engine and the dispatcher) on one database."""
     import os
 
@@ -197,5 +199,5 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
 
     app = create_app(Settings(database_url=database_url, clock=clock, run_engine=run_engine,
                               run_dispatcher=run_dispatcher, actions=actions, redis_url=redis_url or None,
-                              rules_backend=rules_backend))
+                              rules_backend=rules_backend, default_zone=default_zone))
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)

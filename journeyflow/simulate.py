@@ -1,6 +1,13 @@
 """`journeyflow simulate`: the real engine on a throwaway in-memory database, with a virtual
 clock that moves from event to event and fires timers and schedules in between.
 
+It decides as the live engine does (`api/engine_loop.py`, `journeyflow process`): at each
+instant the messages that arrive then are accepted and applied first, then the timers and
+schedule ticks due then fire, so an event at exactly a `wait for` deadline counts as received.
+A message arrives at its `receivedAt` when the events file gives one (a late event), else at
+its `timestamp`; it keeps its `timestamp` as when it happened, so a late event that happened
+before a wait began does not satisfy it (docs/engine.md, "Moving").
+
 Same input, same output, byte for byte: time comes only from the events and the virtual
 clock, splits hash user ids, and every list is ordered by (time, sequence).
 
@@ -15,8 +22,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +39,7 @@ from actions.templates import TemplateFailed, render
 from dsl import graph as g
 from engine.clock import VirtualClock
 from engine.matcher import Matcher
-from engine.messages import IDENTITY_TRAITS, Message, MessageInvalid, parse_message
+from engine.messages import IDENTITY_TRAITS, Message, MessageInvalid, parse_message, parse_time
 from engine.runtime import Runtime, TraceRecord
 from storage import connect, migrate, writer
 from storage.replies import deliver_reply
@@ -58,10 +66,35 @@ class SimulationInputError(ValueError):
         super().__init__("\n".join(problems))
 
 
+@dataclass(frozen=True)
+class ReceivedMessage(Message):
+    """A message that reached the engine at `received_at` (Segment's `receivedAt`) rather than
+    the moment it happened: a phone that was offline, a pipeline that batches. The simulation
+    accepts it then; `timestamp` stays when it happened, which is what the engine stores as the
+    event's `occurred_at` and what decides whether it was late for a wait."""
+
+    received_at: datetime = field(kw_only=True)  # aware, UTC
+
+
+def arrival(message: Message) -> datetime:
+    """When a message reaches the engine: its `receivedAt` if it has one, else when it happened."""
+    return message.received_at if isinstance(message, ReceivedMessage) else message.timestamp
+
+
+def in_arrival_order(messages: Iterable[Message]) -> list[Message]:
+    """Messages as the engine receives them: by arrival, in the given order among equal times."""
+    return sorted(messages, key=arrival)  # sorted() is stable
+
+
+def received(message: Message, at: datetime) -> ReceivedMessage:
+    """The message, arriving at `at`."""
+    return ReceivedMessage(**{f.name: getattr(message, f.name) for f in fields(Message)}, received_at=at)
+
+
 def read_events(path: Path) -> list[Message]:
-    """Every message of a JSON Lines file, in time order (file order among equal times)."""
+    """Every message of a JSON Lines file, in arrival order (file order among equal times)."""
     problems: list[str] = []
-    messages: list[tuple[datetime, int, Message]] = []
+    messages: list[Message] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -70,18 +103,35 @@ def read_events(path: Path) -> list[Message]:
         except json.JSONDecodeError as error:
             problems.append(f"{path}:{number}: not JSON: {error.msg} at column {error.colno}")
             continue
-        if isinstance(raw, dict) and "timestamp" not in raw:
-            problems.append(f"{path}:{number}: timestamp: is required in a simulation")
-            continue
-        try:
-            message = parse_message(raw, datetime.min)
-        except MessageInvalid as error:
-            problems += [f"{path}:{number}: {name or 'message'}: {why}" for name, why in error.problems.items()]
-            continue
-        messages.append((message.timestamp, number, message))
+        message, wrong = read_event(raw)
+        problems += [f"{path}:{number}: {name}: {why}" for name, why in wrong.items()]
+        if message is not None:
+            messages.append(message)
     if problems:
         raise SimulationInputError(problems)
-    return [m for _, _, m in sorted(messages, key=lambda item: (item[0], item[1]))]
+    return in_arrival_order(messages)
+
+
+def read_event(raw: Any) -> tuple[Message | None, dict[str, str]]:
+    """One line's message, or every problem it has (field -> what). A simulation has no clock
+    of its own to stamp a message with, so a line needs a `timestamp` or a `receivedAt`; with
+    only `receivedAt`, it happened when it arrived (as the engine's intake reads it)."""
+    if isinstance(raw, dict) and raw.get("timestamp") is None and raw.get("receivedAt") is None:
+        return None, {"timestamp": "is required in a simulation"}
+    problems: dict[str, str] = {}
+    at: datetime | None = None
+    if isinstance(raw, dict) and raw.get("receivedAt") is not None:
+        try:
+            at = parse_time(raw["receivedAt"])
+        except ValueError as error:
+            problems["receivedAt"] = str(error)
+    try:
+        message = parse_message(raw, at or datetime.min)
+    except MessageInvalid as error:
+        problems = {(name or "message"): why for name, why in error.problems.items()} | problems
+    if problems:
+        return None, problems
+    return (message if at is None else received(message, at)), {}
 
 
 def _blank_database() -> Engine:
@@ -139,17 +189,21 @@ class _Output:
 
 class Simulation:
     def __init__(self, sources: list[str], start: datetime, trace: bool = False,
-                 matcher: Matcher | None = None, actions: ActionSettings | None = None) -> None:
+                 matcher: Matcher | None = None, actions: ActionSettings | None = None,
+                 default_zone: str = "UTC") -> None:
         self.actions = actions
         self.db: Engine = _blank_database()
         self.output = _Output()
         self.trace = trace
         self.clock = VirtualClock(start)
-        self.runtime = Runtime(self.db, self.clock, matcher=matcher, observer=self._on_trace)
+        self.runtime = Runtime(self.db, self.clock, matcher=matcher, observer=self._on_trace,
+                               default_zone=default_zone)
         for source in sources:
             self.runtime.publish(source)
         self._stock_coupon_pools()
         self.seen_outbox = 0
+        self.awaiting: list[tuple[int, str]] = []  # (run id, step id) of webhooks not yet answered
+        self.lines_of: dict[int, dict[str, Any]] = {}  # outbox id -> its line, to show a later status
 
     def _stock_coupon_pools(self) -> None:
         """Give every pool the journeys use placeholder codes, so coupon steps can be seen."""
@@ -200,12 +254,20 @@ class Simulation:
         for row in rows:
             self.seen_outbox = row.id
             user = {**(row.traits or {}), "tags": list(row.tags or [])}
-            self.output.add(row.send_at, self._action_line(row, user, row.trigger_properties))
-        awaiting = [r for r in rows if r.channel == "webhook" and r.payload.get("await_reply")]
-        if awaiting:  # nothing is called here: the webhook answers at once, the same way every time
+            self.lines_of[row.id] = self._action_line(row, user, row.trigger_properties)
+            self.output.add(row.send_at, self.lines_of[row.id])
+        self.awaiting += [(r.run_id, r.step_id) for r in rows
+                          if r.channel == "webhook" and r.payload.get("await_reply")]
+
+    def _answer_webhooks(self) -> int:
+        """Answer the webhooks queued since the last answer, at once and the same way every time
+        (nothing is called); how many. After the engine's pass, as the dispatcher would."""
+        awaiting, self.awaiting = self.awaiting, []
+        if awaiting:
             with writer(self.db).begin() as conn:
-                for row in awaiting:
-                    deliver_reply(conn, row.run_id, row.step_id, SIMULATED_REPLY, self.clock.now())
+                for run_id, step_id in awaiting:
+                    deliver_reply(conn, run_id, step_id, SIMULATED_REPLY, self.clock.now())
+        return len(awaiting)
 
     def _identities(self, profile_id: int) -> dict[str, str]:
         """kind -> value, the first of each kind in order, as the dispatcher reads them."""
@@ -275,47 +337,84 @@ class Simulation:
             line["reason"] = row.last_error
         return line
 
-    def advance_to(self, moment: datetime) -> None:
-        """Fire timers and schedule ticks due up to `moment`, in time order."""
-        while True:
-            timer = self.runtime.next_timer_due()
-            tick = self.runtime.next_schedule_due()
-            candidates = [t for t in (timer, tick) if t is not None and t <= moment]
-            if not candidates:
-                break
-            when = min(candidates)
-            self.clock.move_to(when)
-            if timer is not None and timer == when:
-                self.runtime.fire_due_timers()
-            else:
-                self.runtime.run_due_schedules()
-            self._collect_actions()
-        self.clock.move_to(moment)
-
-    def run(self, messages: list[Message], until: datetime | None) -> list[dict[str, Any]]:
-        for message in messages:
-            self.advance_to(message.timestamp)
-            self.runtime.accept([message])
-            self.runtime.process_events()
-            self._collect_actions()
-        end = until or (self.clock.now() + DEFAULT_HORIZON)
-        if until is None:
-            while (due := self.runtime.next_timer_due()) is not None and due <= end:
-                self.advance_to(due)
-        else:
-            self.advance_to(end)
+    def run(self, messages: Sequence[Message], until: datetime | None) -> list[dict[str, Any]]:
+        """Move the clock from instant to instant (a message arrives, a timer or a schedule tick
+        falls due) and do at each what the live engine would; the output lines, in time order."""
+        queue = deque(in_arrival_order(messages))
+        last = max(self.clock.now(), arrival(queue[-1])) if queue else self.clock.now()
+        horizon = until if until is not None else last + DEFAULT_HORIZON
+        while (moment := self._next_instant(queue, until, horizon)) is not None:
+            self.clock.move_to(moment)
+            while queue and arrival(queue[0]) <= moment:
+                self.runtime.accept([queue.popleft()])
+            self._settle()
+        if until is not None:
+            self.clock.move_to(until)
+        self._show_final_statuses()
         return list(self.output.ordered())
 
+    def _show_final_statuses(self) -> None:
+        """A message is listed when it is queued, but may change after: a send held by quiet
+        hours is cancelled when its run exits before it goes. Show each as it ends."""
+        with self.db.connect() as conn:
+            rows = conn.execute(select(outbox.c.id, outbox.c.channel, outbox.c.status, outbox.c.last_error)
+                                .where(outbox.c.status != "pending")).all()
+        for row in rows:
+            line = self.lines_of.get(row.id)
+            if line is not None and row.channel in self._channels_with_status():
+                line["status"], line["reason"] = row.status, row.last_error
 
-def simulate(sources: list[str], messages: list[Message], until: datetime | None = None,
+    def _channels_with_status(self) -> tuple[str, ...]:
+        """The messages whose line says their status when it is not pending."""
+        return ("sms", "push", "webhook") if self.actions is not None else ("sms", "push")
+
+    def _next_instant(self, queue: deque[Message], until: datetime | None, horizon: datetime) -> datetime | None:
+        """The next moment anything happens, or None when the simulation is over.
+
+        Timers and ticks count up to the next arrival, after the last one up to `until`;
+        without `until`, only while timers are left within the horizon, and schedule ticks only
+        up to the next timer: a daily schedule alone would otherwise run the whole horizon."""
+        now = self.clock.now()
+        timer = self.runtime.next_timer_due()
+        if queue:
+            bound = arrival(queue[0])
+        elif until is not None:
+            bound = until
+        elif timer is not None and timer <= horizon:
+            bound = timer
+        else:
+            return None
+        due = [t for t in (timer, self.runtime.next_schedule_due()) if t is not None and now < t <= bound]
+        return min(due, default=bound if queue else None)
+
+    def _settle(self) -> None:
+        """Everything due at this instant, in the live loop's order (`api/engine_loop.py`,
+        `journeyflow process`): the events that have arrived, then the due timers, then the due
+        schedule ticks; then the webhooks queued meanwhile answer, as the dispatcher would. Again
+        until a pass finds nothing to do: a reply, or a timer due at once, makes more work now."""
+        while True:
+            done = 0
+            while applied := self.runtime.process_events():
+                done += applied
+                self._collect_actions()
+            done += self.runtime.fire_due_timers()
+            self._collect_actions()
+            done += self.runtime.run_due_schedules()
+            self._collect_actions()
+            if not done + self._answer_webhooks():
+                return
+
+
+def simulate(sources: list[str], messages: Sequence[Message], until: datetime | None = None,
              trace: bool = False, matcher: Matcher | None = None,
-             seeds: Sequence[SeedProfile] = (), actions: ActionSettings | None = None) -> list[dict[str, Any]]:
+             seeds: Sequence[SeedProfile] = (), actions: ActionSettings | None = None,
+             default_zone: str = "UTC") -> list[dict[str, Any]]:
     """Run journeys (DSL texts) over messages; the action (and trace) lines, in time order.
     `matcher` picks the rules backend (default: the compiled one); `seeds` are profiles that
     exist before the first message; `actions` (templates, recipients) builds each message as the
-    dispatcher will (see the module docstring)."""
-    start = messages[0].timestamp if messages else (until or EPOCH)
-    simulation = Simulation(sources, start, trace, matcher, actions)
+    dispatcher will (see the module docstring); `default_zone` is the installation's zone."""
+    start = min(map(arrival, messages)) if messages else (until or EPOCH)
+    simulation = Simulation(sources, start, trace, matcher, actions, default_zone)
     for profile in seeds:
         simulation.seed(profile)
     return simulation.run(messages, until)

@@ -19,7 +19,7 @@ from workers.constants import (
     DEFAULT_QUEUE,
 )
 
-from .options import database_options, rules_backend_option
+from .options import database_options, rules_backend_option, timezone_option
 
 REDIS_URL_ENV = "JOURNEYFLOW_REDIS_URL"
 QUEUE_ENV = "JOURNEYFLOW_QUEUE"
@@ -46,8 +46,10 @@ QUEUE_ENV = "JOURNEYFLOW_QUEUE"
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @rules_backend_option
+@timezone_option
 def worker(redis_url: str, database_url: str, concurrency: int, partitions: int, queue: str, batch: int,
-           job_timeout: float, grace: float, actions_path: Path | None, log_level: str, rules_backend: str) -> None:
+           job_timeout: float, grace: float, actions_path: Path | None, log_level: str, rules_backend: str,
+           default_zone: str) -> None:
     """Run a worker: events, timers, schedules and dispatch as arq jobs on Redis, until SIGTERM."""
     from actions.errors import ActionsError
     from workers.config import WorkerConfig
@@ -58,6 +60,6 @@ def worker(redis_url: str, database_url: str, concurrency: int, partitions: int,
     try:
         run(WorkerConfig(redis_url=redis_url, database_url=database_url, queue=queue, concurrency=concurrency,
                          partitions=partitions, batch=batch, job_timeout=job_timeout, grace=grace,
-                         actions_settings=actions_path, rules_backend=rules_backend))
+                         actions_settings=actions_path, rules_backend=rules_backend, default_zone=default_zone))
     except (WorkerError, ActionsError) as error:
         raise click.ClickException(str(error)) from None

@@ -21,6 +21,7 @@ logger = logging.getLogger("journeyflow.alerts")
 
 COUPON_POOL_EMPTY = "coupon_pool_empty"
 COUPON_POOL_MISSING = "coupon_pool_missing"
+UNKNOWN_TIME_ZONE = "unknown_time_zone"  # a profile's zone the tz database does not know: falls back
 
 
 def raise_alert(conn: Connection, kind: str, subject: str, message: str, now: datetime) -> bool:

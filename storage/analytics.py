@@ -33,6 +33,7 @@ from sqlalchemy import (
 from .counters import (
     ARM,
     ARM_CONVERTED,
+    CANCELLED,
     COMPLETED,
     CONVERTED,
     CONVERTED_GOAL,
@@ -50,7 +51,7 @@ from .types import UTCDateTime
 GRANULARITIES = ("hour", "day")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the bucket of totals when nothing was counted yet
 
-_STEP_METRICS = (ENTERED, WAITING, EXITED, CONVERTED, SUPPRESSED)
+_STEP_METRICS = (ENTERED, WAITING, EXITED, CONVERTED, SUPPRESSED, CANCELLED)
 _SERIES_METRICS = (ENTERED, EXITED, COMPLETED)  # with every converted:<goal> as `converted`
 
 
@@ -65,6 +66,7 @@ class StepFigures:
     exited: int = 0  # left the journey at this step
     converted: int = 0  # reached a goal while at this step (any goal)
     suppressed: int = 0
+    cancelled: int = 0  # messages held by quiet hours, cancelled when the run exited
 
     @property
     def left(self) -> int:
@@ -110,7 +112,7 @@ def step_figures(conn: Connection, version_ids: Collection[int]) -> dict[str, St
     for step, name, total in rows:
         found.setdefault(step, {})[name] = int(total)
     return {step: StepFigures(step, counts.get(ENTERED, 0), counts.get(WAITING, 0), counts.get(EXITED, 0),
-                              counts.get(CONVERTED, 0), counts.get(SUPPRESSED, 0))
+                              counts.get(CONVERTED, 0), counts.get(SUPPRESSED, 0), counts.get(CANCELLED, 0))
             for step, counts in found.items()}
 
 

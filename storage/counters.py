@@ -25,6 +25,7 @@ COMPLETED = "completed"  # the journey: runs that reached the end
 CONVERTED = "converted"  # a step: runs at it when they reached a goal, once per goal
 CONVERTED_GOAL = "converted:"  # the journey, followed by the goal's name: runs credited with it
 SUPPRESSED = "suppressed"  # a send step: messages a frequency cap held back
+CANCELLED = "cancelled"  # a send step: messages held by quiet hours, cancelled when the run exited
 ARM = "arm:"  # a split step, followed by the arm's id: runs that took the arm
 # A split step, followed by the arm's id: runs of the arm whose first conversion (any goal) came
 # after they took it. A run that converted before it reached the split never counts for that

@@ -11,6 +11,16 @@ the row `FOR UPDATE SKIP LOCKED`, so concurrent claimers each take a different f
 of queueing on the same one; on SQLite the statement holds the database's single write lock.
 Each claim carries a key (the engine's `<run id>/<step id>`), unique across codes: claiming
 again with the same key returns the code it got the first time.
+
+How many codes one person gets: a pool's `codes_per_user` is "one" (the default) or
+"unlimited". In a one-per-user pool, a claim for someone who already holds a code of the pool,
+from any run of any journey, returns that code (`reused` is True) instead of drawing another.
+Two transactions claiming for the same person at once on PostgreSQL would each see no code
+and draw one: there, such claims queue on an advisory lock for (pool, person), and the second
+reads the code the first drew. A code drawn in such a pool also records its holder in
+`holder_id`, whose unique index with `pool_id` refuses a second code for one person whatever
+happens. Unlimited pools pay nothing for this: their claim is the one statement it always
+was, and leaves `holder_id` NULL, which never collides.
 """
 
 from __future__ import annotations
@@ -22,13 +32,29 @@ import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypedDict
+from functools import cache
+from typing import Literal, TypedDict, cast
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    String,
+    Update,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .alerts import COUPON_POOL_EMPTY, COUPON_POOL_MISSING, raise_alert
-from .tables import coupon_codes, coupon_pools
+from .tables import CODES_PER_USER, coupon_codes, coupon_pools
 
 IMPORT_BATCH = 1_000  # codes inserted per statement while streaming a CSV
 # Pattern characters: '#' a digit, '?' a letter or digit. Letters and digits that read alike
@@ -75,11 +101,19 @@ class CodesInvalid(CouponError):
     """A CSV row or a pattern is unusable; the message gives the line or the reason."""
 
 
+CodesPerUser = Literal["one", "unlimited"]
+ONE: CodesPerUser = "one"
+UNLIMITED: CodesPerUser = "unlimited"
+DEFAULT_CODES_PER_USER: CodesPerUser = ONE  # the business case: a person gets one code from a pool
+assert (ONE, UNLIMITED) == CODES_PER_USER
+
+
 class ClaimedCode(TypedDict):
     """What the engine puts in the step's named result (`{{ trial.code }}`)."""
 
     code: str
     expires_at: str | None  # ISO 8601, or None for a code that never expires
+    reused: bool  # True when a one-per-user pool gave back the code this person already held
 
 
 @dataclass(frozen=True)
@@ -97,6 +131,15 @@ class Stock:
     available: int  # what `claim` can still hand out now
 
 
+@dataclass(frozen=True)
+class Pool:
+    """A pool as the API and the builder show it: its setting and its stock."""
+
+    name: str
+    codes_per_user: CodesPerUser
+    stock: Stock
+
+
 Redemption = Literal["redeemed", "already_redeemed", "unknown_code", "not_issued"]
 
 
@@ -104,13 +147,31 @@ def _insert(conn: Connection) -> postgresql.Insert | sqlite.Insert:
     return postgresql.insert(coupon_codes) if conn.dialect.name == "postgresql" else sqlite.insert(coupon_codes)
 
 
-def create_pool(conn: Connection, name: str, now: datetime) -> int:
+def create_pool(conn: Connection, name: str, now: datetime,
+                codes_per_user: CodesPerUser = DEFAULT_CODES_PER_USER) -> int:
     """A new, empty pool; its id."""
+    _check_codes_per_user(codes_per_user)
     if pool_id(conn, name) is not None:
         raise PoolExists(f"coupon pool {name!r} already exists")
-    created: int = conn.execute(insert(coupon_pools).values(name=name, created_at=now)
+    created: int = conn.execute(insert(coupon_pools).values(name=name, created_at=now, codes_per_user=codes_per_user)
                                 .returning(coupon_pools.c.id)).scalar_one()
     return created
+
+
+def set_codes_per_user(conn: Connection, name: str, codes_per_user: CodesPerUser) -> None:
+    """Change how many codes one person may hold. Codes already given stay where they are:
+    going from unlimited to one, a person holding several gets the first of them from then on."""
+    _check_codes_per_user(codes_per_user)
+    done = conn.execute(update(coupon_pools).where(coupon_pools.c.name == name)
+                        .values(codes_per_user=codes_per_user))
+    if done.rowcount != 1:
+        raise PoolNotFound(f"no coupon pool named {name!r}")
+
+
+def _check_codes_per_user(value: str) -> None:
+    """Refuse a value the CHECK constraint would, with a message that says what to write."""
+    if value not in CODES_PER_USER:
+        raise CouponError(f"codes_per_user must be one of {', '.join(CODES_PER_USER)}, not {value!r}")
 
 
 def pool_id(conn: Connection, name: str) -> int | None:
@@ -231,44 +292,102 @@ def claim(conn: Connection, pool_name: str, profile_id: int, run_id: int | None,
           now: datetime) -> ClaimedCode | None:
     """Give `profile_id` a free, unexpired code from `pool_name` under idempotency key `key`.
 
-    The same key gets the same code back. None when the pool is dry (or does not exist): an
-    alert is raised, at most once per pool per hour, and the journey takes its `else`.
+    The same key gets the same code back. In a one-per-user pool, someone who already holds a
+    code of the pool gets that one back (`reused`), whatever run or journey it came from. None
+    when the pool is dry (or does not exist): an alert is raised, at most once per pool per
+    hour, and the journey takes its `else`.
 
-    The claim is the transaction's first statement here, and a write: on SQLite a transaction
-    that read first cannot take the write lock once another writer has committed, so reading
-    the key or the pool first would fail under concurrency instead of waiting its turn."""
-    codes = coupon_codes.c
-    in_pool = select(coupon_pools.c.id).where(coupon_pools.c.name == pool_name).scalar_subquery()
+    One statement draws in either kind of pool: it takes a free code when the pool is unlimited
+    or the person holds none of it, and records the holder in a one-per-user pool. On SQLite it
+    is the claim's first statement, and a write: a transaction that read first cannot take the
+    write lock once another writer has committed, so reading the key or the pool first would
+    fail under concurrency instead of waiting its turn. On PostgreSQL two transactions claiming
+    for one person would each see no code held and both draw: claims for one person in one pool
+    queue on a transaction-scoped advisory lock first, so the second sees the code the first
+    drew (its statements are new ones, which under READ COMMITTED see what committed while it
+    waited). The holder index refuses a second code for a person outright, should anything ever
+    skip the lock.
+
+    A lock rather than a SAVEPOINT around the draw, caught on the index's conflict: a savepoint
+    that writes is a PostgreSQL subtransaction, and an engine batch issuing coupons to hundreds
+    of people would pass the 64 a transaction keeps cheaply, slowing every other session's reads."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_holder_lock_space(),
+                                                       func.hashtext(f"{pool_name}:{profile_id}"))))
+    taken = conn.execute(_draw(conn.dialect.name), {"b_pool": pool_name, "b_profile": profile_id, "b_run": run_id,
+                                                     "b_key": key, "b_now": now}).one_or_none()
+    if taken is not None:
+        return _claimed(taken.code, taken.expires_at, reused=False)
+    again = conn.execute(select(coupon_codes.c.code, coupon_codes.c.expires_at)
+                         .where(coupon_codes.c.claim_key == key)).one_or_none()
+    if again is not None:
+        return _claimed(again.code, again.expires_at, reused=False)
+    setting = conn.execute(select(coupon_pools.c.id, coupon_pools.c.codes_per_user)
+                           .where(coupon_pools.c.name == pool_name)).one_or_none()
+    if setting is None:
+        raise_alert(conn, COUPON_POOL_MISSING, pool_name,
+                    f"a journey asked for a code from pool {pool_name!r}, which does not exist", now)
+        return None
+    if setting.codes_per_user == ONE:
+        held = _held(conn, setting.id, profile_id)
+        if held is not None:
+            return held
+    raise_alert(conn, COUPON_POOL_EMPTY, pool_name,
+                f"coupon pool {pool_name!r} has no free unexpired code left; journeys take their else branch", now)
+    return None
+
+
+@cache
+def _draw(dialect: str) -> Update:
+    """`UPDATE ... RETURNING` giving one free code of pool `b_pool` to `b_profile`, provided no
+    code carries `b_key` yet and the pool is unlimited or the person holds none of its codes (by
+    `profile_id`, or by `holder_id` for a profile merged away). In a one-per-user pool the code
+    records its holder. Built once per dialect, with bound parameters: building it (three
+    subqueries, two aliases) cost more than running it."""
+    codes, pools = coupon_codes.c, coupon_pools.c
+    pool_name, profile_id = bindparam("b_pool", type_=String), bindparam("b_profile", type_=BigInteger)
+    in_pool = select(pools.id).where(pools.name == pool_name).scalar_subquery()
+    one_per_user = select(pools.codes_per_user == ONE).where(pools.name == pool_name).scalar_subquery()
     free = (select(codes.id)
             # No `claim_key IS NULL` here: a claim sets it with profile_id, so it adds nothing, and
             # SQLite would pick that column's unique index and walk every unclaimed code of every
             # pool (a claim took ~0.1 s with 2.7 million codes) instead of this pool's.
-            .where(and_(codes.pool_id == in_pool, codes.profile_id.is_(None),
-                        codes.redeemed_at.is_(None), or_(codes.expires_at.is_(None), codes.expires_at > now)))
+            .where(and_(codes.pool_id == in_pool, codes.profile_id.is_(None), codes.redeemed_at.is_(None),
+                        or_(codes.expires_at.is_(None), codes.expires_at > bindparam("b_now"))))
             .order_by(codes.id).limit(1))
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         free = free.with_for_update(skip_locked=True)
-    key_unused = ~exists().where(coupon_codes.alias("earlier").c.claim_key == key)
-    taken = conn.execute(
-        update(coupon_codes).where(and_(codes.id == free.scalar_subquery(), key_unused))
-        .values(profile_id=profile_id, run_id=run_id, issued_at=now, claim_key=key)
-        .returning(codes.code, codes.expires_at)).one_or_none()
-    if taken is not None:
-        return _claimed(taken.code, taken.expires_at)
-    again = conn.execute(select(codes.code, codes.expires_at).where(codes.claim_key == key)).one_or_none()
-    if again is not None:
-        return _claimed(again.code, again.expires_at)
-    if pool_id(conn, pool_name) is None:
-        raise_alert(conn, COUPON_POOL_MISSING, pool_name,
-                    f"a journey asked for a code from pool {pool_name!r}, which does not exist", now)
-    else:
-        raise_alert(conn, COUPON_POOL_EMPTY, pool_name,
-                    f"coupon pool {pool_name!r} has no free unexpired code left; journeys take their else branch", now)
-    return None
+    earlier, held = coupon_codes.alias("earlier"), coupon_codes.alias("held")
+    key_unused = ~exists().where(earlier.c.claim_key == bindparam("b_key"))
+    holds_none = ~exists().where(and_(held.c.pool_id == in_pool, or_(held.c.profile_id == profile_id,
+                                                                     held.c.holder_id == profile_id)))
+    return (update(coupon_codes).where(and_(codes.id == free.scalar_subquery(), key_unused,
+                                            or_(~one_per_user, holds_none)))
+            .values(profile_id=profile_id, run_id=bindparam("b_run"), issued_at=bindparam("b_now"),
+                    claim_key=bindparam("b_key"), holder_id=case((one_per_user, profile_id), else_=None))
+            .returning(codes.code, codes.expires_at))
 
 
-def _claimed(code: str, expires_at: datetime | None) -> ClaimedCode:
-    return {"code": code, "expires_at": expires_at.isoformat() if expires_at else None}
+def _holder_lock_space() -> ColumnElement[int]:
+    """The first key of the holders' advisory locks, named for the schema as the engine's
+    partition locks are: installations in separate schemas of one database must not wait on
+    each other."""
+    return func.hashtext(func.concat(func.current_schema(), ":journeyflow-coupon-holders"))
+
+
+def _held(conn: Connection, pool: int, profile_id: int) -> ClaimedCode | None:
+    """The code of `pool` this person holds, if any: the first given, when a One-ID merge left
+    them two. Looked for by holder too: a profile merged away still finds the code it drew."""
+    codes = coupon_codes.c
+    found = conn.execute(select(codes.code, codes.expires_at)
+                         .where(and_(codes.pool_id == pool,
+                                     or_(codes.profile_id == profile_id, codes.holder_id == profile_id)))
+                         .order_by(codes.issued_at, codes.id).limit(1)).one_or_none()
+    return _claimed(found.code, found.expires_at, reused=True) if found is not None else None
+
+
+def _claimed(code: str, expires_at: datetime | None, reused: bool) -> ClaimedCode:
+    return {"code": code, "expires_at": expires_at.isoformat() if expires_at else None, "reused": reused}
 
 
 def redeem(conn: Connection, code: str, at: datetime, pool: str | None = None) -> Redemption:
@@ -291,20 +410,45 @@ def redeem(conn: Connection, code: str, at: datetime, pool: str | None = None) -
 
 
 def stock(conn: Connection, pool: str, now: datetime) -> Stock:
-    """How many codes the pool has, and how many of them `claim` could still give out."""
-    target = _require_pool(conn, pool)
+    """How many codes the pool has, and how many of them `claim` could still give out. A code
+    given again to the person who holds it (`reused`) is counted once: it is one code issued."""
+    found = _stocks(conn, now, coupon_pools.c.id == _require_pool(conn, pool))
+    return found[0].stock
+
+
+def describe(conn: Connection, pool: str, now: datetime) -> Pool:
+    """One pool's setting and stock."""
+    found = _stocks(conn, now, coupon_pools.c.name == pool)
+    if not found:
+        raise PoolNotFound(f"no coupon pool named {pool!r}")
+    return found[0]
+
+
+def all_pools(conn: Connection, now: datetime) -> list[Pool]:
+    """Every pool by name, with its setting and stock, in one query."""
+    return _stocks(conn, now, None)
+
+
+def _stocks(conn: Connection, now: datetime, which: ColumnElement[bool] | None) -> list[Pool]:
+    """The pools `which` selects (all when None), each with its codes counted."""
     codes = coupon_codes.c
     unissued = codes.profile_id.is_(None)
     expired = and_(codes.expires_at.is_not(None), codes.expires_at <= now)
 
     def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.count().filter(condition)
+        return func.count(codes.id).filter(condition)
 
-    row = conn.execute(select(
-        func.count(), count(codes.profile_id.is_not(None)), count(codes.redeemed_at.is_not(None)),
-        count(and_(unissued, expired)), count(and_(unissued, codes.redeemed_at.is_(None), ~expired)),
-    ).where(codes.pool_id == target)).one()
-    return Stock(total=row[0], issued=row[1], redeemed=row[2], expired=row[3], available=row[4])
+    query = (select(coupon_pools.c.name, coupon_pools.c.codes_per_user, func.count(codes.id),
+                    count(codes.profile_id.is_not(None)), count(codes.redeemed_at.is_not(None)),
+                    count(and_(unissued, expired)), count(and_(unissued, codes.redeemed_at.is_(None), ~expired)))
+             .select_from(coupon_pools.outerjoin(coupon_codes, codes.pool_id == coupon_pools.c.id))
+             .group_by(coupon_pools.c.id, coupon_pools.c.name, coupon_pools.c.codes_per_user)
+             .order_by(coupon_pools.c.name))
+    if which is not None:
+        query = query.where(which)
+    return [Pool(name=row[0], codes_per_user=cast(CodesPerUser, row[1]),
+                 stock=Stock(total=row[2], issued=row[3], redeemed=row[4], expired=row[5], available=row[6]))
+            for row in conn.execute(query)]
 
 
 def lines(stream: Iterable[bytes | str], encoding: str = "utf-8-sig") -> Iterator[str]:

@@ -47,7 +47,10 @@ JOURNEY_STATUSES = ("draft", "live", "paused", "archived")
 RUN_STATES = ("active", "waiting", "completed", "exited")
 LIVE_RUN_STATES = ("active", "waiting")  # at most one such run per user and journey
 TIMER_KINDS = ("wait", "timeout", "goal_window", "deferred_send")  # not enforced: more will come
-OUTBOX_STATUSES = ("pending", "sent", "deferred", "suppressed", "failed", "dead", "uncertain")
+OUTBOX_STATUSES = ("pending", "sent", "deferred", "suppressed", "failed", "dead", "uncertain", "cancelled")
+# How many codes of a pool one person may hold: "one" (asking again gives the same code back)
+# or "unlimited" (every claim draws a new code). storage/coupons.py explains both.
+CODES_PER_USER = ("one", "unlimited")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -224,6 +227,8 @@ coupon_pools = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String, nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("codes_per_user", String, nullable=False, server_default=text("'one'")),  # one of CODES_PER_USER
+    CheckConstraint(_one_of("codes_per_user", CODES_PER_USER), name="codes_per_user"),
 )
 
 coupon_codes = Table(
@@ -240,8 +245,16 @@ coupon_codes = Table(
     # The idempotency key of the claim (the outbox key of the coupon step): claiming again with
     # the same key returns the same code, so a retried transition never takes a second one.
     Column("claim_key", String, nullable=True, unique=True),
+    # Who a code of a one-per-user pool was drawn for, set with profile_id by that claim and
+    # never changed (None in unlimited pools, and for codes drawn before migration 0008). The
+    # unique index is what makes "one code per user" hold when two transactions claim for the
+    # same person at once. Not a foreign key and not moved by a One-ID merge on purpose: a
+    # merge moves profile_id, and a survivor that held a code of its own then holds two; moving
+    # this column too would make the index refuse the merge.
+    Column("holder_id", BigIntId, nullable=True),
     UniqueConstraint("pool_id", "code"),
     Index("ix_coupon_codes_pool_id_profile_id", "pool_id", "profile_id"),
+    Index("uq_coupon_codes_pool_id_holder_id", "pool_id", "holder_id", unique=True),
 )
 
 alerts = Table(

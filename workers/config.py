@@ -36,6 +36,7 @@ class WorkerConfig:
     grace: float = DEFAULT_GRACE
     actions_settings: Path | None = None
     rules_backend: str = DEFAULT_RULES_BACKEND  # what evaluates conditions: compiled or durable
+    default_zone: str = "UTC"  # the installation's time zone (--timezone)
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "partitions", "batch"):

@@ -51,9 +51,9 @@ def _journeys_seen(db: Engine) -> tuple[tuple[Any, ...], ...]:
 class _Slot:
     """One runtime and the journeys it last loaded."""
 
-    def __init__(self, db: Engine, rules_backend: str) -> None:
+    def __init__(self, db: Engine, rules_backend: str, default_zone: str = "UTC") -> None:
         self.seen = _journeys_seen(db)
-        self.runtime = Runtime(db, SystemClock(), matcher=make_matcher(rules_backend))
+        self.runtime = Runtime(db, SystemClock(), matcher=make_matcher(rules_backend), default_zone=default_zone)
 
     def fresh(self) -> Runtime:
         seen = _journeys_seen(self.runtime.db)
@@ -109,7 +109,7 @@ class WorkerState:
         try:
             slot = self._slots.get_nowait()
         except queue.Empty:
-            slot = _Slot(self.db, self.config.rules_backend)
+            slot = _Slot(self.db, self.config.rules_backend, self.config.default_zone)
             self._made.append(slot)
         try:
             yield slot.fresh()

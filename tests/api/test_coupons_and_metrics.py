@@ -64,6 +64,48 @@ def test_codes_in_any_script_with_times_in_any_offset_are_taken(server: Server) 
     assert (taken.status_code, taken.json()["added"], taken.json()["expired"]) == (200, 3, 1)
     assert (malformed.status_code, malformed.json()["errors"][0]["field"]) == (400, "name")
 
+def test_a_pool_gives_one_code_per_user_unless_told_otherwise(server: Server) -> None:
+    with server.client(server.admin) as client:
+        default = client.post("/v1/coupon-pools", json={"name": "LENS_TRIAL"})
+        unlimited = client.post("/v1/coupon-pools", json={"name": "GIFT", "codes_per_user": "unlimited"})
+        assert (default.status_code, default.json()["codes_per_user"]) == (201, "one")
+        assert (unlimited.status_code, unlimited.json()["codes_per_user"]) == (201, "unlimited")
+        listed = client.get("/v1/coupon-pools")
+        assert listed.status_code == 200
+        assert [(p["name"], p["codes_per_user"], p["total"]) for p in listed.json()["pools"]] == [
+            ("GIFT", "unlimited", 0), ("LENS_TRIAL", "one", 0)]
+        changed = client.patch("/v1/coupon-pools/LENS_TRIAL", json={"codes_per_user": "unlimited"})
+        assert (changed.status_code, changed.json()["codes_per_user"]) == (200, "unlimited")
+        assert client.get("/v1/coupon-pools/LENS_TRIAL").json()["codes_per_user"] == "unlimited"
+        assert client.patch("/v1/coupon-pools/NOPE", json={"codes_per_user": "one"}).status_code == 404
+
+
+@pytest.mark.parametrize("body", [{"codes_per_user": "two"}, {"codes_per_user": None}, {"codes_per_user": 1},
+                                  {"codes_per_user": ["one"]}])
+def test_a_bad_codes_per_user_is_a_problem_naming_the_field(server: Server, body: dict[str, object]) -> None:
+    with server.client(server.admin) as client:
+        created = client.post("/v1/coupon-pools", json={"name": "P", **body})
+        client.post("/v1/coupon-pools", json={"name": "Q"})
+        changed = client.patch("/v1/coupon-pools/Q", json=body)
+        missing = client.patch("/v1/coupon-pools/Q", json={})
+        pools = client.get("/v1/coupon-pools").json()["pools"]
+    for refused in (created, changed, missing):
+        assert refused.status_code == 400
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"] == [{"field": "codes_per_user", "detail": "must be one of one, unlimited"}]
+    assert [(p["name"], p["codes_per_user"]) for p in pools] == [("Q", "one")]
+
+
+def test_changing_a_pool_needs_an_admin_key(server: Server) -> None:
+    with server.client(server.admin) as client:
+        client.post("/v1/coupon-pools", json={"name": "P"})
+    with server.client(server.write) as client:
+        assert client.patch("/v1/coupon-pools/P", json={"codes_per_user": "unlimited"}).status_code == 403
+        assert client.get("/v1/coupon-pools").status_code == 403
+    with server.client() as client:
+        assert client.patch("/v1/coupon-pools/P", json={"codes_per_user": "unlimited"}).status_code == 401
+
+
 def test_metrics_are_prometheus_text(server: Server) -> None:
     with server.client(server.write) as client:
         client.post("/v1/batch", json={"batch": [{"type": "track", "userId": "u", "event": "e", "messageId": "1"},

@@ -146,7 +146,7 @@ def test_a_marketer_builds_publishes_and_edits_the_lens_cross_sell(page: sync_ap
     expect(broken).to_have_class(re.compile("has-problem"))
     expect(broken.locator(".problem-text").first).to_contain_text("unknown name 'trail'")
     expect(page.locator("#problems")).to_contain_text("line 12")
-    area.fill(EXPECTED.replace("@wait_1 wait 2d", "@wait_1 wait 2 days"))
+    area.fill(EXPECTED.replace("@wait_1 wait 2d", "@wait_1 wait 2 dayz"))
     expect(page.locator('.step[data-step-id="wait_1"]')).to_have_class(re.compile("broken"))
     expect(page.locator('.step[data-step-id="wait_1"] .problem-text')).to_contain_text("line 6")
     expect(page.locator('.node[data-step-id="tag_1"]')).to_be_visible()  # the rest is still drawn

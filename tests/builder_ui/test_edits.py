@@ -160,3 +160,21 @@ def test_an_if_gains_an_else_first_then_elifs() -> None:
     assert isinstance(with_else, m.If) and with_else.otherwise == m.Branch((m.Pass(),))
     with_elif = edits.step_at(edits.add_branch(parse(SOURCE), (1,)), (1,))
     assert isinstance(with_elif, m.If) and len(with_elif.arms) == 2
+
+
+def test_replacing_settings_keeps_goal_exits_and_schedule_zones() -> None:
+    settings = parse('journey "New"\n  trigger schedule "0 3 * * *" in journey zone\n'
+                     '  goal "bought" on event "purchase" within 14d then exit\n\n  pass\n')
+    edited = edits.replace_settings(parse(SOURCE), settings)
+    assert edited.triggers == (m.ScheduleTrigger("0 3 * * *", "journey"),)
+    assert [goal.then_exit for goal in edited.goals] == [True]
+    assert edited.steps == parse(SOURCE).steps
+    roundtrips(edited)
+
+
+def test_a_calendar_wait_moves_and_roundtrips_as_a_calendar_wait() -> None:
+    journey = edits.insert_step(parse(SOURCE), (), 0, m.Wait(2 * 86_400, calendar=True, label="later"))
+    moved = edits.move_step(journey, (0,), (2, 1), 0)
+    roundtrips(moved)
+    assert edits.step_at(moved, (1, 1, 0)) == m.Wait(2 * 86_400, calendar=True, label="later")
+    assert "  @later wait 2 days\n" in format_journey(moved)

@@ -8,6 +8,7 @@ produces are avoided on purpose:
 - comment text with a line break or trailing whitespace (the parser strips it);
 - names that are keywords of the grammar (they would not read back as names);
 - NaN or infinite floats, and durations of zero or less;
+- a calendar wait whose seconds are not whole days (the parser only builds days * 86,400);
 - a high surrogate directly followed by a low one in a string (JSON reads the escaped pair
   back as one character).
 """
@@ -21,6 +22,7 @@ from itertools import pairwise
 from hypothesis import strategies as st
 
 from dsl import model as m
+from dsl.parser import MAX_DURATION_DAYS
 
 # Every word the grammar spells out in quotes is a keyword: "and", "count", "wait", "sms", ...
 GRAMMAR = resources.files("dsl").joinpath("journey.lark").read_text(encoding="utf-8")
@@ -99,7 +101,12 @@ literals = st.one_of(
     st.just(m.Lit(None)),
 )
 
-paths = st.builds(m.Path, st.lists(identifiers, min_size=1, max_size=3).map(tuple))
+# `user` is a keyword of `in user zone`, so `identifiers` leaves it out; the contextual lexer
+# reads it as a name in an expression, and profile paths are the commonest there are.
+paths = st.one_of(
+    st.builds(m.Path, st.lists(identifiers, min_size=1, max_size=3).map(tuple)),
+    st.lists(identifiers, min_size=1, max_size=2).map(lambda rest: m.Path(("user", *rest))),
+)
 
 leaf_expressions = st.one_of(
     literals,
@@ -149,7 +156,8 @@ webhook_bodies = objects(expressions(max_leaves=4))
 triggers = st.one_of(
     st.builds(m.EventTrigger, event=strings, where=optional_exprs, comments=comments),
     st.builds(m.ConditionTrigger, condition=exprs, comments=comments),
-    st.builds(m.ScheduleTrigger, cron=strings, comments=comments),
+    st.builds(m.ScheduleTrigger, cron=strings, zone=st.sampled_from([None, "user", "journey"]),
+              comments=comments),
     st.builds(m.ApiTrigger, comments=comments),
 )
 
@@ -167,8 +175,9 @@ exit_rules = st.one_of(
 
 goals = st.one_of(
     st.builds(m.Goal, name=strings, event=strings, where=optional_exprs, within_seconds=durations,
-              comments=comments),
-    st.builds(m.Goal, name=strings, event=st.none(), where=exprs, within_seconds=durations, comments=comments),
+              then_exit=st.booleans(), comments=comments),
+    st.builds(m.Goal, name=strings, event=st.none(), where=exprs, within_seconds=durations,
+              then_exit=st.booleans(), comments=comments),
 )
 
 quiet_hours = st.builds(m.QuietHours, start=times, end=times, comments=comments)
@@ -186,8 +195,15 @@ def _send(channel: str, body: tuple[str, str], title: str | None, **kw: object) 
     return m.Send(channel, **{kind: value}, title=title, **kw)  # type: ignore[arg-type]
 
 
+# Calendar days, held as seconds: up to the parser's century, which is what it accepts.
+calendar_seconds = st.one_of(
+    st.integers(min_value=1, max_value=MAX_DURATION_DAYS),
+    st.sampled_from([1, 2, 7, 14, 21]),
+).map(lambda days: days * 86_400)
+
 simple_steps = st.one_of(
     st.builds(m.Wait, seconds=durations, **_step_kw),
+    st.builds(m.Wait, seconds=calendar_seconds, calendar=st.just(True), **_step_kw),
     st.builds(m.WaitUntil, time=times, weekday=st.sampled_from([None, *m.WEEKDAYS]), **_step_kw),
     st.builds(_send, channel=st.sampled_from(m.CHANNELS),
               body=st.tuples(st.sampled_from(["text", "template"]), strings), title=st.none() | strings,

@@ -8,6 +8,7 @@ import pytest
 
 from dsl import END, JourneyInvalid, JourneySyntaxError, compile_source
 from dsl import graph as g
+from dsl import model as m
 
 SAMPLE = '''journey "Lens cross-sell"
   trigger event "purchase" where event.category == "care_solution"
@@ -108,3 +109,37 @@ def test_compile_refuses_invalid_and_unparsable_text() -> None:
         compile_source(SAMPLE.replace("10% control", "20% control"))
     with pytest.raises(JourneySyntaxError):
         compile_source(SAMPLE.replace("wait 2d", "wait 2"))
+
+
+NEW_FORMS = '''journey "New forms"
+  trigger schedule "30 9 * * *"
+  trigger schedule "0 3 * * *" in journey zone
+  goal "bought" on event "purchase" within 14d then exit
+  goal "viewed" on event "product_viewed" within 7d
+
+  @calendar wait 2 days
+  @exact wait 2d
+  @weeks wait 1 week
+'''
+
+
+def test_calendar_waits_compile_with_their_days_and_the_flag() -> None:
+    nodes = compile_source(NEW_FORMS).nodes
+    assert nodes["calendar"] == g.WaitNode("calendar", 7, 2 * 86_400, "exact", calendar=True)
+    assert nodes["exact"] == g.WaitNode("exact", 8, 2 * 86_400, "weeks", calendar=False)
+    assert nodes["weeks"] == g.WaitNode("weeks", 9, 7 * 86_400, END, calendar=True)
+
+
+def test_a_schedule_without_a_zone_compiles_to_the_default_one() -> None:
+    compiled = compile_source(NEW_FORMS)
+    assert [(t.cron, t.zone) for t in compiled.triggers if isinstance(t, m.ScheduleTrigger)] == [
+        ("30 9 * * *", m.DEFAULT_SCHEDULE_ZONE), ("0 3 * * *", "journey")]
+    assert m.DEFAULT_SCHEDULE_ZONE == "user"
+
+
+def test_the_json_view_shows_zones_goal_exits_and_calendar_waits() -> None:
+    data = json.loads(compile_source(NEW_FORMS).to_json())
+    assert [t["zone"] for t in data["settings"]["triggers"]] == ["user", "journey"]
+    assert [(goal["name"], goal["then_exit"]) for goal in data["settings"]["goals"]] == [
+        ("bought", True), ("viewed", False)]
+    assert {n["id"]: n["calendar"] for n in data["nodes"]} == {"calendar": True, "exact": False, "weeks": True}

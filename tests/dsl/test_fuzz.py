@@ -53,15 +53,22 @@ journey "Lens cross-sell: care-solution buyers"
 KITCHEN_SINK = '''journey "Every construct, 中文 😀 \\"quoted\\" # not a comment"
   trigger when user.total_spend >= 3000 or count of "purchase" where event.amount > -2.5 within 365d > 3
   trigger schedule "0 9 * * *"
+  trigger schedule "30 9 * * *" in user zone
+  trigger schedule "0 3 * * *" in journey zone
   trigger api
   audience not (user.country in ["CN", "HK"]) and -(user.age - 18) < 0 and exists(user.email)
   entry always
   exit when user.unsubscribed == true or user.stage != null
   goal "repeat" when count of "purchase" ever >= 2 within 30d
+  goal "bought" on event "purchase" where event.amount > 0 within 14d then exit
+  goal "spent" when user.total_spend >= 100 within 7d then exit
   timezone "Asia/Shanghai"
   frequency cap sms 1 message per 1d12h
 
   @first wait until monday 09:30
+  @two_days wait 2 days
+  wait 1 week
+  wait 1 day
   call webhook "https://example.com/hook" with {"points": 100 * 2, "user": user.id, "tags": []} as reply
   @check if reply.ok contains "yes":
     add tag "vip"
@@ -80,11 +87,13 @@ SEEDS = [SAMPLE.encode(), KITCHEN_SINK.encode(), *(path.read_bytes() for path in
 # Pieces worth splicing in: structure, quoting, bad encodings, and sizes that stress limits.
 NUMBERS = [b"0", b"2", b"1.5", b"-1", b"007", b"2x", b"2 d", b"0d", b"1w2d3h4m5s", b"25:00", b"9:99", b"23:59",
            b"9" * 5000, b"9" * 4400 + b"d", b"1" * 1500 + b"w", b"1e999", b"1e-999", b"1" * 400 + b".5",
-           b"1" * 400 + b"%", b"0.5%", b"1e3%", b"50 %", b"12:00-", b"3d3d"]
+           b"1" * 400 + b"%", b"0.5%", b"1e3%", b"50 %", b"12:00-", b"3d3d",
+           b"2 days", b"1 day", b"3 weeks", b"1 weeks", b"0 days", b"36601 days", b"2  days", b"2\tday"]
 WORDS = [
     b"journey", b"if", b"elif", b"else:", b"split", b"wait", b"for", b"event", b"received:", b"timeout:",
     b"count of", b"within", b"ever", b"control", b"sms", b"push", b"email", b"true", b"null", b"not", b"in",
     b"and", b"or", b"contains", b"pass", b"exit", b"@label", b"@", b"andb", b"monday", b"messages", b"until",
+    b"then", b"then exit", b"zone", b"user", b"in user zone", b"in journey zone", b"day", b"weeks",
     b"not " * 700 + b"a", b"(" * 600 + b"a" + b")" * 600, b"-" * 900 + b"a", b"a or " * 600 + b"a",
     b"1 + " * 600 + b"1", b"[" * 600 + b"]" * 600, b"f(" * 400 + b")" * 400, b"x" * 3000, b"a.b.c.d",
 ]
@@ -261,3 +270,29 @@ def test_random_bytes_parse_or_fail_cleanly(data: bytes) -> None:
 def test_random_text_parses_or_fails_cleanly(text: str) -> None:
     assert_contract(text)
     assert_contract('journey "x"\n  audience ' + text + "\n  pass\n")
+
+
+def test_threads_parsing_at_once_do_not_break_each_others_indentation() -> None:
+    """The server and the engine parse from several threads; the indentation post-lexer keeps
+    state while it runs, so a shared one once let lark's DedentError out of `parse`."""
+    import threading
+
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        for _ in range(60):
+            try:
+                assert parse(SAMPLE).steps
+                parse(SAMPLE.replace("    split", "   split"))
+            except JourneySyntaxError:
+                pass
+            except BaseException as error:  # anything else is the bug
+                failures.append(error)
+                return
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -11,6 +11,9 @@ from dsl.ids import assign_ids, derived_base, slug, walk_steps
     ("step_text", "expected"),
     [
         ("wait 36h", "wait_1d12h"),
+        ("wait 2 days", "wait_2_days"),  # not `wait_2d`: that is the exact 48 hours
+        ("wait 1 day", "wait_1_day"),
+        ("wait 2 weeks", "wait_14_days"),
         ("wait until friday 18:30", "wait_until_friday_1830"),
         ('send push template "Lens Intro!"', "send_push_lens_intro"),
         ('send sms "你好 {{ user.name }}, welcome back to the store"', "send_sms_user_name_welcome_back"),
@@ -43,3 +46,9 @@ def test_walk_steps_visits_nested_blocks_in_order() -> None:
     journey = parse('journey "j"\n  trigger api\n  if user.a:\n    @a pass\n  elif user.b:\n    @b pass\n'
                     '  else:\n    @c pass\n  @d pass\n')
     assert [s.label for s in walk_steps(journey.steps) if isinstance(s, m.Pass)] == ["a", "b", "c", "d"]
+
+
+def test_a_calendar_wait_and_an_exact_one_get_different_ids() -> None:
+    journey = parse('journey "j"\n  trigger api\n  wait 2d\n  wait 2 days\n  wait 2d\n')
+    ids = assign_ids(journey)
+    assert [ids[id(s)] for s in walk_steps(journey.steps)] == ["wait_2d", "wait_2_days", "wait_2d_2"]

@@ -78,6 +78,33 @@ CASES = [
     Case("timeout twice", HEAD + '  wait for event "e" up to 1d:\n    timeout:\n      pass\n'
          "    received:\n      exit\n    timeout:\n      pass\n", 7, 5, '"timeout:" appears twice'),
     Case("CRLF line ends", HEAD.replace("\n", "\r\n") + "  wait 2\r\n", 2, 8, "unexpected '2'"),
+    # calendar waits: `2 days` is one token, so a bare number still fails where it stands
+    Case("calendar wait with a misspelt unit", HEAD + "  wait 2 dayz\n", 2, 8,
+         "unexpected '2'", "`2 days` waits until the same time of day"),
+    Case("calendar wait run together", HEAD + "  wait 2days\n", 2, 8, "unexpected '2'", "a duration needs a unit"),
+    Case("calendar wait past a century", HEAD + "  wait 36601 days\n", 2, 8,
+         "this wait is longer than 36600 days", "within a century"),
+    Case("calendar weeks past a century", HEAD + "  @w wait 5229 weeks\n", 2, 11,
+         "this wait is longer than 36600 days"),
+    Case("calendar wait with too many digits", HEAD + "  wait " + "9" * 1001 + " days\n", 2, 8,
+         "more than 1000 digits"),
+    Case("words after a calendar wait", HEAD + "  wait 2 days later\n", 2, 15,
+         "unexpected 'later'; expected the end of the line"),
+    # schedule zones
+    Case("unknown schedule zone", HEAD + '  trigger schedule "0 9 * * *" in usr zone\n  pass\n', 2, 35,
+         "unexpected 'usr'; expected the end of the line, whose time zone: user or journey",
+         "`in journey zone` at one moment for everyone"),
+    Case("schedule zone without the word zone", HEAD + '  trigger schedule "0 9 * * *" in user\n  pass\n',
+         2, 39, 'unexpected end of line; expected "zone"'),
+    Case("schedule zone without in", HEAD + '  trigger schedule "0 9 * * *" journey zone\n  pass\n', 2, 32,
+         "unexpected 'journey'; expected \"in\""),
+    # goals that end the run
+    Case("goal then something else", HEAD + '  goal "g" on event "e" within 14d then stop\n  pass\n', 2, 41,
+         "unexpected 'stop'; expected \"exit\"", "a goal ends the run with `then exit`"),
+    Case("goal exit without then", HEAD + '  goal "g" when user.a within 14d exit\n  pass\n', 2, 35,
+         "unexpected 'exit'; expected \"then\"", "write `then exit` after the window"),
+    Case("goal then before the window", HEAD + '  goal "g" on event "e" then exit within 1d\n  pass\n', 2, 25,
+         "unexpected 'then'"),
     # Limits that keep every later pass (building, printing, comparing) safe.
     Case("too many digits", HEAD + "  wait " + "9" * 1001 + "d\n", 2, 8, "more than 1000 digits"),
     Case("number too large", HEAD + "  audience x > 1e400\n  pass\n", 2, 16,

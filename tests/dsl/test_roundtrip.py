@@ -164,3 +164,77 @@ def test_a_raw_surrogate_pair_reads_as_the_character_its_escapes_spell() -> None
     assert journey.name == "😀 \ud800"
     assert format_journey(journey) == 'journey "😀 \\ud800"\n  pass\n'
     assert parse(format_journey(journey)) == journey
+
+
+# --------------------------------------------------------------------------- calendar waits, zones, goal exits
+
+DAY = 86_400
+
+
+def setting_journey(setting: str) -> str:
+    return f'journey "t"\n  {setting}\n\n  pass\n'
+
+
+def step_journey(step: str) -> str:
+    return f'journey "t"\n  trigger api\n\n  {step}\n'
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ('trigger schedule "30 9 * * *" in user zone', m.ScheduleTrigger("30 9 * * *", "user")),
+    ('trigger schedule "0 3 * * *" in journey zone', m.ScheduleTrigger("0 3 * * *", "journey")),
+    ('trigger schedule "0 3 * * *"', m.ScheduleTrigger("0 3 * * *", None)),  # not written: stays unwritten
+])
+def test_schedule_zones_read_and_print_back(source: str, expected: m.ScheduleTrigger) -> None:
+    journey = parse(setting_journey(source))
+    assert journey.triggers == (expected,)
+    assert format_journey(journey) == setting_journey(source)
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ('goal "bought" on event "purchase" within 14d then exit',
+     m.Goal("bought", "purchase", None, 14 * DAY, then_exit=True)),
+    ('goal "bought" on event "purchase" where event.amount > 10 within 14d then exit',
+     m.Goal("bought", "purchase", m.Compare(">", p("event", "amount"), lit(10)), 14 * DAY, then_exit=True)),
+    ('goal "spent" when user.total_spend >= 100 within 7d then exit',
+     m.Goal("spent", None, m.Compare(">=", p("user", "total_spend"), lit(100)), 7 * DAY, then_exit=True)),
+    ('goal "bought" on event "purchase" within 14d', m.Goal("bought", "purchase", None, 14 * DAY)),
+    ('goal "spent" when user.total_spend >= 100 within 7d',
+     m.Goal("spent", None, m.Compare(">=", p("user", "total_spend"), lit(100)), 7 * DAY)),
+])
+def test_goals_that_end_the_run_read_and_print_back(source: str, expected: m.Goal) -> None:
+    journey = parse(setting_journey(source))
+    assert journey.goals == (expected,)
+    assert format_journey(journey) == setting_journey(source)
+
+
+@pytest.mark.parametrize(("source", "expected", "canonical"), [
+    ("wait 2 days", m.Wait(2 * DAY, calendar=True), "wait 2 days"),
+    ("wait 1 day", m.Wait(DAY, calendar=True), "wait 1 day"),
+    ("wait 1 days", m.Wait(DAY, calendar=True), "wait 1 day"),
+    ("wait 2 day", m.Wait(2 * DAY, calendar=True), "wait 2 days"),
+    ("wait 1 week", m.Wait(7 * DAY, calendar=True), "wait 7 days"),
+    ("wait 3 weeks", m.Wait(21 * DAY, calendar=True), "wait 21 days"),
+    ("wait 2   days", m.Wait(2 * DAY, calendar=True), "wait 2 days"),
+    ("wait 36600 days", m.Wait(36_600 * DAY, calendar=True), "wait 36600 days"),
+    ("wait 2d", m.Wait(2 * DAY), "wait 2d"),  # exactly 48 hours: not a calendar wait
+    ("wait 1w", m.Wait(7 * DAY), "wait 7d"),
+    ("@later wait 2 days", m.Wait(2 * DAY, calendar=True, label="later"), "@later wait 2 days"),
+])
+def test_calendar_waits_read_and_print_canonically(source: str, expected: m.Wait, canonical: str) -> None:
+    journey = parse(step_journey(source))
+    assert journey.steps == (expected,)
+    assert repr(journey.steps) == repr((expected,))
+    assert format_journey(journey) == step_journey(canonical)
+    assert parse(step_journey(canonical)) == journey
+
+
+def test_a_calendar_wait_and_an_exact_one_of_the_same_length_differ() -> None:
+    calendar, exact = parse(step_journey("wait 2 days\n  wait 48h")).steps
+    assert calendar != exact
+    assert calendar.seconds == exact.seconds == 2 * DAY
+
+
+def test_the_new_words_are_still_names_in_expressions() -> None:
+    text = setting_journey("audience user.then == 1 and user.zone != user.days and journey.user")
+    journey = parse(text)
+    assert format_journey(journey) == text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dsl import Catalog, JourneyInvalid, parse, validate
+from dsl import model as m
 
 
 def journey(body: str, settings: str = '  trigger event "purchase"\n') -> str:
@@ -38,6 +39,7 @@ def only_problem(text: str, catalog: Catalog | None = None) -> tuple[int, int, s
          4, 3, "defined twice"),
         (journey("  pass\n", '  trigger api\n  exit when event.x\n'), 3, 13, "there is no event here"),
         (journey("  wait 0s\n"), 4, 3, "longer than zero"),
+        (journey("  wait 0 days\n"), 4, 3, "longer than zero"),
         (journey('  split "s":\n    50%:\n      pass\n    40%:\n      pass\n'), 4, 3, "add up to 90%"),
         (journey('  split "s":\n    50% control:\n      pass\n    50% control:\n      pass\n'), 7, 5,
          "at most one control"),
@@ -155,3 +157,23 @@ def test_a_result_set_on_only_some_paths_is_not_usable_after(branches: str, line
     text = journey(branches + '  send sms "{{ c.code }}"\n')
     assert [(found_line, message) for found_line, _, message in problems(text)] == [
         (line, "message: unknown name 'c' in the template")]
+
+
+def test_a_calendar_wait_counts_whole_days() -> None:
+    """The parser only builds whole days; a model built by a program (the builder) might not."""
+    text = journey("  @w wait 2 days\n")
+    validate(parse(text), text)
+    odd = parse(text)
+    odd = m.Journey(odd.name, odd.triggers, steps=(m.Wait(36 * 3600, calendar=True, label="w"),))
+    with pytest.raises(JourneyInvalid, match="counts whole days"):
+        validate(odd, text)
+
+
+def test_the_new_forms_pass() -> None:
+    text = journey(
+        "  @later wait 2 days\n  @week wait 1 week\n  @exact wait 48h\n",
+        '  trigger schedule "30 9 * * *" in user zone\n  trigger schedule "0 3 * * *" in journey zone\n'
+        '  goal "bought" on event "purchase" within 14d then exit\n'
+        '  goal "spent" when user.total_spend >= 100 within 7d then exit\n',
+    )
+    validate(parse(text), text)

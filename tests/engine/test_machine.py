@@ -293,3 +293,44 @@ def test_invariants_over_random_inputs(prog: Program, user: dict[str, Any], plan
         assert (run.state == "waiting") == (run.deadline is not None)
         assert run.state != "active"  # every call ends waiting or finished
     assert len(keys) == len(set(keys)), "an outbound key was produced twice"
+
+
+def test_a_calendar_wait_ends_at_the_same_local_time_across_dst_and_a_timed_one_after_the_hours() -> None:
+    """`wait 1 day` from 09:00 on the eve of New York's spring-forward ends at 09:00 (23 hours
+    later); `wait 24h` ends at 10:00 local."""
+    saturday_nine = datetime(2026, 3, 7, 14, 0, tzinfo=UTC)  # 09:00 EST
+    user = {"timezone": "America/New_York"}
+    for body, expected in (("  wait 1 day\n  send sms \"x\"\n", datetime(2026, 3, 8, 13, 0, tzinfo=UTC)),
+                           ("  wait 24h\n  send sms \"x\"\n", datetime(2026, 3, 8, 14, 0, tzinfo=UTC))):
+        _, effects = start(program(body), user, saturday_nine)
+        [timer] = [e for e in effects if isinstance(e, ScheduleTimer)]
+        assert timer.due_at == expected, body
+
+
+def test_an_unknown_user_zone_falls_back_to_the_journeys_then_the_installations() -> None:
+    body = "  wait until 10:00\n  send sms \"x\"\n"
+    mars = {"timezone": "Mars/Olympus_Mons"}
+    with_zone = program(body, '  trigger event "purchase"\n  timezone "Asia/Shanghai"\n')
+    _, effects = start(with_zone, mars)
+    assert [e.due_at for e in effects if isinstance(e, ScheduleTimer)] == [datetime(2026, 6, 2, 2, 0, tzinfo=UTC)]
+    bare = Program("j1", compile_source(f'journey "t"\n  trigger event "purchase"\n\n{body}'), "Asia/Tokyo")
+    _, effects = start(bare, mars)
+    assert [e.due_at for e in effects if isinstance(e, ScheduleTimer)] == [datetime(2026, 6, 2, 1, 0, tzinfo=UTC)]
+
+
+def test_exits_and_goal_exits_cancel_held_messages_but_an_exit_step_does_not() -> None:
+    from engine.machine import CancelDeferred
+
+    prog = program("  @hello send sms \"x\"\n  wait 1d\n  send sms \"y\"\n",
+                   '  trigger event "purchase"\n  goal "g" on event "upgrade" within 7d then exit\n')
+    run, _ = start(prog)
+    after, effects = step(prog, run, ExitRequested("exit rule"), T0 + timedelta(hours=1))
+    assert after.state == "exited" and CancelDeferred("exit rule") in effects
+    done = Run("r1", "u1", T0, state="completed")
+    after, effects = step(prog, done, ExitRequested("exit rule"), T0 + timedelta(hours=1))
+    assert after.state == "completed" and effects == [CancelDeferred("exit rule")]
+    after, effects = step(prog, run, GoalReached("g", T0 + timedelta(hours=1)), T0 + timedelta(hours=1))
+    assert after.state == "exited" and Conversion("g", T0 + timedelta(hours=1)) in effects
+    assert CancelDeferred("goal g reached") in effects
+    _, effects = start(program("  send sms \"x\"\n  exit\n"))
+    assert not any(isinstance(e, CancelDeferred) for e in effects)

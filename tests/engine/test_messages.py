@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine.messages import MessageInvalid, derived_message_id, parse_message
+from engine.messages import MessageInvalid, derived_message_id, parse_message, parse_time
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -115,3 +115,13 @@ def test_a_groups_traits_describe_the_group_not_the_person() -> None:
                              "traits": {"email": "shop@example.com", "plan": "pro"}}, NOW)
     assert (message.group_id, dict(message.traits)) == ("42", {"email": "shop@example.com", "plan": "pro"})
     assert message.identities() == [("user_id", "u")]  # the group's email is not the person's identity
+
+
+def test_parse_time_reads_and_refuses_every_producer_time_the_same_way() -> None:
+    """Public for the other time fields a producer gives (a simulation's `receivedAt`)."""
+    assert parse_time("2026-11-20T08:00:00+08:00") == datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    assert parse_time("2026-11-20T00:00:00Z") == parse_time("2026-11-20T00:00:00")  # no zone: UTC
+    for bad, why in (("soon", "must be an ISO-8601 timestamp"), (1700000000, "must be an ISO-8601 timestamp"),
+                     ("1800-01-01T00:00:00Z", "must be between 1900 and 2999")):
+        with pytest.raises(ValueError, match=why):
+            parse_time(bad)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from engine.timing import in_quiet_hours, next_local_time, quiet_hours_end, zone
+from engine.timing import add_local_days, first_zone, in_quiet_hours, known_zone, next_local_time, quiet_hours_end, zone
 
 SHANGHAI = zone("Asia/Shanghai")
 PARIS = zone("Europe/Paris")
@@ -67,3 +67,33 @@ def test_unknown_or_missing_zone_is_utc() -> None:
     assert zone("Mars/Olympus") is UTC
     assert zone(None) is UTC
     assert zone("") is UTC
+
+
+@pytest.mark.parametrize(
+    ("start", "days", "end", "hours"),
+    [
+        # Spring forward (2026-03-08 02:00 -> 03:00): one calendar day is 23 hours.
+        (datetime(2026, 3, 7, 9, 0), 1, datetime(2026, 3, 8, 9, 0), 23),
+        # Fall back (2026-11-01 02:00 -> 01:00): one calendar day is 25 hours.
+        (datetime(2026, 10, 31, 9, 0), 1, datetime(2026, 11, 1, 9, 0), 25),
+        (datetime(2026, 3, 6, 9, 0), 2, datetime(2026, 3, 8, 9, 0), 47),
+        (datetime(2026, 6, 1, 9, 0), 7, datetime(2026, 6, 8, 9, 0), 168),
+        # A wall time the change skips is taken after the gap (02:30 is 03:30 EDT).
+        (datetime(2026, 3, 7, 2, 30), 1, datetime(2026, 3, 8, 3, 30), 24),
+    ],
+)
+def test_calendar_days_keep_the_local_time_across_dst(start: datetime, days: int, end: datetime, hours: int) -> None:
+    begin = start.replace(tzinfo=NEW_YORK).astimezone(UTC)
+    finish = add_local_days(begin, days, NEW_YORK)
+    assert finish.astimezone(NEW_YORK).replace(tzinfo=None) == end
+    assert finish - begin == timedelta(hours=hours)
+
+
+def test_first_zone_skips_missing_and_unknown_names() -> None:
+    assert first_zone("Mars/Olympus_Mons", None, "Asia/Shanghai") == SHANGHAI
+    assert first_zone("", "Europe/Nowhere", 42, "UTC") is not None
+    assert first_zone(None, None) is UTC
+    assert known_zone("Mars/Olympus_Mons") is None
+    assert known_zone("../../etc/passwd") is None
+    assert known_zone("x" * 500) is None
+    assert known_zone("America/New_York") == NEW_YORK

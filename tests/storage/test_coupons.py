@@ -15,6 +15,8 @@ from storage import coupons
 from storage.alerts import COUPON_POOL_EMPTY, COUPON_POOL_MISSING, recent
 from storage.tables import alerts, coupon_codes, profiles
 
+from .racing import race
+
 NOW = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
 
 
@@ -24,9 +26,10 @@ def add_profile(conn: Connection) -> int:
     return profile_id
 
 
-def stocked(db: Engine, pool: str, codes: list[str], expires_at: datetime | None = None) -> None:
+def stocked(db: Engine, pool: str, codes: list[str], expires_at: datetime | None = None,
+            codes_per_user: coupons.CodesPerUser = "one") -> None:
     with db.begin() as conn:
-        coupons.create_pool(conn, pool, NOW)
+        coupons.create_pool(conn, pool, NOW, codes_per_user)
         coupons.import_csv(conn, pool, (f"{code}\n" for code in codes), default_expires_at=expires_at)
 
 
@@ -110,13 +113,13 @@ def test_each_claim_takes_a_different_code_and_the_same_key_the_same_one(db: Eng
         a = coupons.claim(conn, "LENS", first, None, "1/coupon", NOW)
         b = coupons.claim(conn, "LENS", second, None, "2/coupon", NOW)
         again = coupons.claim(conn, "LENS", first, None, "1/coupon", NOW + timedelta(hours=1))
-    assert a == again == {"code": "L-1", "expires_at": "2026-03-16T10:15:00+00:00"}
+    assert a == again == {"code": "L-1", "expires_at": "2026-03-16T10:15:00+00:00", "reused": False}
     assert b is not None and b["code"] == "L-2"
 
 
 def test_an_expired_code_is_never_issued(db: Engine) -> None:
     with db.begin() as conn:
-        coupons.create_pool(conn, "OLD", NOW)
+        coupons.create_pool(conn, "OLD", NOW, "unlimited")
         coupons.import_csv(conn, "OLD", ["GONE,2026-03-02T10:00:00Z\n", "FRESH,2026-03-02T11:00:00Z\n",
                                          "EDGE,2026-03-02T10:15:00Z\n"])
         profile = add_profile(conn)
@@ -126,7 +129,7 @@ def test_an_expired_code_is_never_issued(db: Engine) -> None:
 
 
 def test_a_dry_pool_raises_one_alert_per_hour(db: Engine, caplog: pytest.LogCaptureFixture) -> None:
-    stocked(db, "CART_5OFF", ["C-1"])
+    stocked(db, "CART_5OFF", ["C-1"], codes_per_user="unlimited")
     with db.begin() as conn:
         profile = add_profile(conn)
         assert coupons.claim(conn, "CART_5OFF", profile, None, "1/c", NOW) is not None
@@ -146,36 +149,25 @@ def test_concurrent_claims_never_share_a_code(db: Engine) -> None:
     """Many threads, each with its own connection, claim from one pool: every code goes to one
     claimer, every claimer gets at most one code, and the pool's end is reported, not crashed on."""
     codes, threads, claims_each = 300, 12, 30  # 360 claims for 300 codes
-    stocked(db, "RUSH", [f"R-{i:04d}" for i in range(codes)])
+    stocked(db, "RUSH", [f"R-{i:04d}" for i in range(codes)], codes_per_user="unlimited")
     with db.begin() as conn:
         profile = add_profile(conn)
     got: list[str] = []
     dry = 0
     lock = threading.Lock()
-    failures: list[BaseException] = []
-    start = threading.Barrier(threads)
 
     def claimer(worker: int) -> None:
         nonlocal dry
-        try:
-            start.wait()
-            for n in range(claims_each):
-                with db.begin() as conn:
-                    claimed = coupons.claim(conn, "RUSH", profile, None, f"{worker}-{n}/coupon", NOW)
-                with lock:
-                    if claimed is None:
-                        dry += 1
-                    else:
-                        got.append(claimed["code"])
-        except BaseException as error:  # re-raised in the test thread below
-            failures.append(error)
+        for n in range(claims_each):
+            with db.begin() as conn:
+                claimed = coupons.claim(conn, "RUSH", profile, None, f"{worker}-{n}/coupon", NOW)
+            with lock:
+                if claimed is None:
+                    dry += 1
+                else:
+                    got.append(claimed["code"])
 
-    workers = [threading.Thread(target=claimer, args=(w,)) for w in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(120)
-    assert failures == []
+    race(threads, claimer)
     assert len(got) == len(set(got)) == codes
     assert dry == threads * claims_each - codes
     with db.connect() as conn:
@@ -204,7 +196,7 @@ def test_redeeming_marks_the_code_once_and_never_raises(db: Engine) -> None:
 
 def test_stock_counts_what_can_still_be_given(db: Engine) -> None:
     with db.begin() as conn:
-        coupons.create_pool(conn, "MIX", NOW)
+        coupons.create_pool(conn, "MIX", NOW, "unlimited")
         coupons.import_csv(conn, "MIX", ["A\n", "B\n", "C\n", "OLD,2026-01-01T00:00:00Z\n"])
         profile = add_profile(conn)
         coupons.claim(conn, "MIX", profile, None, "1/c", NOW)
