@@ -89,3 +89,38 @@ def test_the_installations_zone_is_the_last_fallback() -> None:
     lines = simulate([source], [track("signup", noon, "s1")], default_zone="Asia/Tokyo",
                      seeds=[SeedProfile("u1", timezone="Mars/Olympus_Mons")], until=noon + timedelta(days=2))
     assert [line["at"] for line in lines] == ["2026-06-02T01:00:00+00:00"]  # 10:00 in Tokyo
+
+
+def test_a_schedule_reads_each_users_clock_unless_it_says_journey_zone() -> None:
+    morning = '''journey "Morning"
+  trigger schedule "30 9 * * *"{zone}
+  timezone "Asia/Shanghai"
+
+  @hello send push "good morning"
+'''
+    seeds = [SeedProfile("sh", timezone="Asia/Shanghai"), SeedProfile("ny", timezone="America/New_York"),
+             SeedProfile("mars", timezone="Mars/Olympus_Mons")]
+    start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    clock_starts = [track("app_opened", start, "o1", user="sh")]  # the simulation's clock starts here
+    per_user = simulate([morning.format(zone="")], clock_starts, until=start + timedelta(days=1), seeds=seeds)
+    assert sorted((line["user_id"], line["at"]) for line in per_user) == [
+        ("mars", "2026-06-01T01:30:00+00:00"),  # an unknown zone: the journey's, Shanghai
+        ("ny", "2026-06-01T13:30:00+00:00"),  # 09:30 EDT
+        ("sh", "2026-06-01T01:30:00+00:00"),
+    ]
+    once = simulate([morning.format(zone=" in journey zone")], clock_starts, until=start + timedelta(days=1),
+                    seeds=seeds)
+    assert [line["at"] for line in once] == ["2026-06-01T01:30:00+00:00"] * 3
+
+
+def test_a_reentry_gets_the_code_the_person_already_holds() -> None:
+    source = '''journey "Trial"
+  trigger event "scan"
+  entry always
+
+  @trial issue coupon "TRIAL" as trial
+  @sms send sms "code {{ trial.code }}"
+'''
+    lines = simulate([source], [track("scan", T0, "s1"), track("scan", T0 + timedelta(days=1), "s2")])
+    assert [line["coupon_code"] for line in lines if line["channel"] == "coupon"] == ["TRIAL-0001", "TRIAL-0001"]
+    assert [line["content"] for line in lines if line["channel"] == "sms"] == ["code TRIAL-0001"] * 2
