@@ -41,7 +41,7 @@ class Sent:
     content: str | None
     title: str | None = None
     coupon_code: str | None = None
-    status: str | None = None  # None: would be sent; "suppressed"
+    status: str | None = None  # None: would be sent; "suppressed" (a cap), "cancelled" (an exit)
     reason: str | None = None
     error: str | None = None
 
@@ -85,7 +85,7 @@ def describe(sent: Sent) -> str:
     if text.startswith("template:"):
         text = f"template {text.removeprefix('template:')} (rendered from the catalog when sent)"
     title = f"[{sent.title}] " if sent.title else ""
-    status = f" (SUPPRESSED: {humane(sent.reason or '')})" if sent.status else ""
+    status = f" ({sent.status.upper()}: {humane(sent.reason or '')})" if sent.status else ""
     return f"{title}{text}{status}"
 
 
@@ -142,6 +142,8 @@ def read_outcome(lines: Iterable[Mapping[str, Any]], zone: tzinfo, quiet_hours: 
             note(step, f"deferred by quiet hours{window} to {outcome.time(when)}")
         elif kind == "suppressed":
             note(step, f"suppressed, not sent: {humane(detail)}")
+        elif kind == "cancelled":
+            note(step, f"cancelled before it went out: the run ended ({detail})")
         elif kind == "coupon_empty":
             note(step, f"no coupon: {detail}")
         else:

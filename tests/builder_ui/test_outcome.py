@@ -85,3 +85,21 @@ def test_difference_shows_only_what_changed() -> None:
     changed = difference(["path:", "  x", "  y", "  z"], ["path:", "  x", "  Y", "  z"])
     assert not changed.same
     assert [(mark, text) for mark, text in changed.lines if mark in "+-"] == [("-", "  y"), ("+", "  Y")]
+
+
+HELD = """journey "Held"
+  trigger event "buy"
+  exit on event "refund"
+  quiet hours 21:00-09:00
+  timezone "Asia/Shanghai"
+
+  @first send sms "Hi {{ user.first_name }}"
+"""
+
+
+def test_a_message_held_by_quiet_hours_and_cancelled_by_an_exit_says_so() -> None:
+    done = run(HELD, SimulationInput.of({**BUYER, "events": "+0m buy sku=L-30\n+30m refund"}))
+    lines = done.outcome.readable()
+    assert any("@first" in line and "cancelled before it went out: the run ended (exit rule)" in line
+               for line in lines), lines
+    assert lines[-1] == "  2026-06-02 09:00 @first sms: Hi 小林 (CANCELLED: cancelled: exit rule)"
