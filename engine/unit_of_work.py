@@ -157,7 +157,7 @@ class UnitOfWork:
     conversion_rows: list[dict[str, Any]] = field(default_factory=list)
     counters: list[counters.CounterRow] = field(default_factory=list)
     traces: list[TraceRecord] = field(default_factory=list)
-    held: dict[int, list[_Held]] | None = None  # profile -> stored messages held for later; loaded on first ask
+    held: dict[int, list[_Held]] = field(default_factory=dict)  # profile -> its stored messages held for later
     cancelled: list[dict[str, Any]] = field(default_factory=list)  # stored held messages to cancel at flush
     entered_this_input: set[tuple[int, int]] = field(default_factory=set)  # (profile, journey)
 
@@ -368,14 +368,17 @@ class UnitOfWork:
         """Runs of this user with messages held for later (quiet hours), stored or of this batch.
         The first question loads the held messages of every user of the batch, in one query."""
         self.load_users([profile_id])
-        if self.held is None:
-            self.held = defaultdict(list)
-            for part in chunks(sorted(self.users_loaded)):
+        profile_id = self.survivor(profile_id)
+        if profile_id not in self.held:
+            wanted = sorted(p for p in self.users_loaded if p not in self.held)
+            for p in wanted:
+                self.held[p] = []
+            for part in chunks(wanted):
                 for row in self.conn.execute(select(outbox.c.id, outbox.c.run_id, outbox.c.step_id, outbox.c.profile_id)
                                              .where(and_(outbox.c.profile_id.in_(part), outbox.c.status == "pending",
                                                          outbox.c.send_at > self.now))):
                     self.held[row.profile_id].append(_Held(row.id, row.run_id, row.step_id))
-        runs = {h.run_id for h in self.held.get(profile_id, [])}
+        runs = {h.run_id for h in self.held[profile_id]}
         runs |= {r["run_id"] for r in self.outbox_rows if r["profile_id"] == profile_id and _is_held(r, self.now)}
         return sorted(runs)
 
@@ -389,7 +392,7 @@ class UnitOfWork:
         run = self.runs.get(run_id)
         if run is not None:
             self.holding_runs(run.profile_id)  # loads what is stored
-            stored = self.held.get(run.profile_id, []) if self.held is not None else []
+            stored = self.held[self.survivor(run.profile_id)]
             for held in [h for h in stored if h.run_id == run_id]:
                 self.cancelled.append({"b_id": held.id, "b_reason": reason})
                 steps.append(held.step_id)

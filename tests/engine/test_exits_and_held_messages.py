@@ -156,3 +156,16 @@ def test_an_unknown_profile_zone_falls_back_to_the_journeys_then_the_installatio
     # 10:00 in Tokyo is 01:00 UTC, in Shanghai 02:00 UTC; the next day for both.
     assert due == [datetime(2026, 6, 2, 1, 0, tzinfo=UTC), datetime(2026, 6, 2, 2, 0, tzinfo=UTC)]
     assert len(found) == 1 and "Mars/Olympus_Mons" in found[0][3]
+
+
+def test_held_messages_are_found_for_users_loaded_after_the_first_question(db: Engine) -> None:
+    from engine.unit_of_work import UnitOfWork
+
+    source = journey('  @hello send push "hello"\n')
+    run(db, source, track("signup", T23, "s1"), track("signup", T23, "s2", user="u2"))
+    with db.connect() as conn:
+        rows = {r.profile_id: r.run_id for r in conn.execute(select(outbox.c.profile_id, outbox.c.run_id))}
+        first, second = sorted(rows)
+        unit = UnitOfWork(conn, MIDNIGHT)
+        assert unit.holding_runs(first) == [rows[first]]
+        assert unit.holding_runs(second) == [rows[second]]  # loaded after the first question
