@@ -3,12 +3,11 @@ its steps write.
 
 Why: a profile change (an identify, another journey's `update`, an import, a merge) must
 re-evaluate the `trigger when`, `exit when` and `when` goals that read the changed fields, and
-only those: the engine indexes journeys by what they read, so an update of a field no condition
-reads costs nothing. The same sets let `journeyflow check` see a journey whose own updates can
-re-trigger it.
+only those: the engine indexes journeys by what they read (engine/conditions.py), so an update
+of a field no condition reads costs nothing.
 
-A field is the first name after `user.`: `user.address.city` reads `address`. A bare `user`
-(handed to a function whole) reads everything, spelled `ANY_FIELD`. Tags are the field `tags`.
+A field is the first name after `user.`: `user.address.city` reads `address`; tags are the
+field `tags`. (A bare `user` is refused by validation, so every read names its field.)
 """
 
 from __future__ import annotations
@@ -18,9 +17,6 @@ from dataclasses import dataclass
 
 from . import graph as g
 from . import model as m
-
-ANY_FIELD = "*"
-TAGS = "tags"
 
 
 @dataclass(frozen=True)
@@ -32,12 +28,6 @@ class Reads:
 
     def __or__(self, other: Reads) -> Reads:
         return Reads(self.fields | other.fields, self.history | other.history)
-
-    def touched_by(self, changed: frozenset[str]) -> bool:
-        """Whether a change of these fields can change the conditions' value."""
-        if not changed:
-            return False
-        return ANY_FIELD in self.fields or ANY_FIELD in changed or not self.fields.isdisjoint(changed)
 
 
 NOTHING = Reads()
@@ -69,8 +59,8 @@ def expr_reads(expr: m.Expr | None) -> Reads:
     while stack:
         node = stack.pop()
         if isinstance(node, m.Path):
-            if node.root == "user":
-                fields.add(node.parts[1] if len(node.parts) > 1 else ANY_FIELD)
+            if node.root == "user" and len(node.parts) > 1:
+                fields.add(node.parts[1])
         elif isinstance(node, m.History):
             history.add(node.event)
         else:
@@ -98,10 +88,6 @@ class ProfileConditions:
     def all(self) -> Reads:
         return self.enter | self.exit | self.goals
 
-    @property
-    def any(self) -> bool:
-        return self.all != NOTHING
-
 
 def profile_conditions(journey: g.CompiledJourney) -> ProfileConditions:
     triggers = [t.condition for t in journey.triggers if isinstance(t, m.ConditionTrigger)]
@@ -120,17 +106,6 @@ def profile_conditions(journey: g.CompiledJourney) -> ProfileConditions:
         if goal.event is None:
             goals = goals | expr_reads(goal.where)
     return ProfileConditions(enter, exit_, goals, counted)
-
-
-def fields_written(journey: g.CompiledJourney) -> frozenset[str]:
-    """The profile fields the journey's own steps change."""
-    written = set()
-    for node in journey.nodes.values():
-        if isinstance(node, g.UpdateNode):
-            written.add(node.field[0])
-        elif isinstance(node, g.TagNode):
-            written.add(TAGS)
-    return frozenset(written)
 
 
 def changed_fields(before: Mapping[str, object], after: Mapping[str, object]) -> frozenset[str]:

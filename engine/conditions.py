@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from dsl.graph import CompiledJourney
-from dsl.reads import ANY_FIELD, profile_conditions
+from dsl.reads import profile_conditions
 
 from .matcher import JourneyKey
 
@@ -20,26 +20,18 @@ from .matcher import JourneyKey
 class ConditionIndex:
     def __init__(self, journeys: Mapping[JourneyKey, CompiledJourney] | None = None) -> None:
         self._by_field: defaultdict[str, set[JourneyKey]] = defaultdict(set)
-        self._any_field: set[JourneyKey] = set()  # conditions reading `user` whole
         self._counting: defaultdict[str, set[JourneyKey]] = defaultdict(set)  # event -> journeys
-        self._all: set[JourneyKey] = set()
         for key, journey in (journeys or {}).items():
             conditions = profile_conditions(journey)
-            if not conditions.any:
-                continue
-            self._all.add(key)
-            reads = conditions.all
-            for name in reads.fields:
-                (self._any_field if name == ANY_FIELD else self._by_field[name]).add(key)
+            for name in conditions.all.fields:
+                self._by_field[name].add(key)
             for event in conditions.counted:
                 self._counting[event].add(key)
 
     def concerned(self, changed: Iterable[str]) -> frozenset[JourneyKey]:
         """The journeys with a profile condition that reads one of the changed fields."""
-        found = set(self._any_field)
+        found: set[JourneyKey] = set()
         for name in changed:
-            if name == ANY_FIELD:
-                return frozenset(self._all)
             found |= self._by_field.get(name, set())
         return frozenset(found)
 
