@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 import builder_ui
 from actions.settings import load_settings
+from builder_ui import errors as builder_errors
 from engine.durable.backend import make_matcher
 from engine.runtime import Runtime
 from storage import connect
@@ -40,6 +41,21 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     for the server, which logs it again without the request line.)"""
     log.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(Problem("an unexpected error; it has been logged"), request.url.path)
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _pages_for_the_builder(handler: Handler) -> Handler:
+    """The same handler, except that a browser visiting a builder address gets an HTML page
+    (`builder_ui.errors`) instead of problem+json."""
+    async def handle(request: Request, exc: Exception) -> Response:
+        answer = await handler(request, exc)
+        if not builder_errors.wants_page(request):
+            return answer
+        detail = str(getattr(exc, "detail", "") or "") if answer.status_code < 500 else ""
+        return builder_errors.error_page(request, answer.status_code, detail)
+    return handle
 
 
 async def root(request: Request) -> Response:
@@ -93,4 +109,5 @@ def create_app(settings: Settings) -> Starlette:
         *builder_ui.routes(),  # the visual builder, under /builder (issue 6)
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        Problem: handle_problem, HTTPException: handle_http_exception, Exception: handle_unexpected})
+        Problem: _pages_for_the_builder(handle_problem), HTTPException: _pages_for_the_builder(handle_http_exception),
+        Exception: _pages_for_the_builder(handle_unexpected)})

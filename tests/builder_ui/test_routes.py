@@ -182,3 +182,19 @@ def test_the_first_admin_is_created_once(builder: Builder) -> None:
     finally:
         db.dispose()
     assert builder.login(FIRST_ADMIN, password).status_code == 303
+
+
+def test_a_bad_journey_link_is_an_html_page_with_the_way_back(builder: Builder) -> None:
+    builder.login()
+    page = builder.client.get("/builder/journeys/no-such-journey", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "There is nothing at this address" in page.text and 'href="/builder/"' in page.text
+    assert "no such journey" in page.text and '"type"' not in page.text
+    unknown = builder.client.get("/builder/no/such/page", headers={"Accept": "text/html"})
+    assert unknown.status_code == 404 and unknown.headers["content-type"].startswith("text/html")
+    # A program, and the API, still get problem+json.
+    api = builder.client.get("/builder/journeys/no-such-journey", headers={"Accept": "application/json"})
+    assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+    assert builder.client.get("/v1/journeys/nope", headers={"Accept": "text/html"}).headers[
+        "content-type"] == "application/problem+json"
