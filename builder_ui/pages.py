@@ -31,6 +31,12 @@ async def create(request: Request) -> Response:
     if not name or len(name) > MAX_NAME_CHARS or "\n" in name:
         error = f"Give the journey a name of one line, up to {MAX_NAME_CHARS} characters."
     else:
+        rows = await svc.call(drafts.overview, svc)
+        same = next((row for row in rows if row.name.casefold() == name.casefold()), None)
+        if same is not None and form.get("confirmed") != "yes":
+            # Two journeys of one name read alike in every list and report: ask first.
+            return render(request, "journeys.html", {"rows": rows, "error": None, "duplicate": same,
+                                                     "name": name}, status_code=409)
         try:
             slug = await svc.call(drafts.create, svc, name)
         except drafts.Refused as refused:

@@ -198,3 +198,16 @@ def test_a_bad_journey_link_is_an_html_page_with_the_way_back(builder: Builder) 
     assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
     assert builder.client.get("/v1/journeys/nope", headers={"Accept": "text/html"}).headers[
         "content-type"] == "application/problem+json"
+
+
+def test_a_second_journey_of_an_existing_name_asks_first(builder: Builder) -> None:
+    builder.login()
+    first = create(builder, "Lens cross-sell")
+    asked = builder.client.post("/builder/journeys", data={"name": "lens CROSS-sell", "csrf_token": builder.csrf()})
+    assert asked.status_code == 409
+    assert "already exists" in asked.text and f'href="/builder/journeys/{first}"' in asked.text
+    assert 'name="confirmed" value="yes"' in asked.text
+    assert builder.client.get("/builder/").text.count("lens CROSS-sell") == 0  # nothing was created
+    made = builder.client.post("/builder/journeys", data={"name": "lens CROSS-sell", "confirmed": "yes",
+                                                           "csrf_token": builder.csrf()})
+    assert made.status_code == 303 and made.headers["location"] == f"/builder/journeys/{first}-2"
