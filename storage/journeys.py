@@ -105,10 +105,17 @@ def draft(conn: Connection, journey_id: int) -> Version | None:
 def save_draft(conn: Connection, journey: Journey, source: str, graph: dict[str, Any], name: str | None,
                now: datetime) -> Version:
     """Write `source` as the journey's draft: rewrite the draft there is, or start one numbered
-    after the newest version."""
+    after the newest version. A text that is the live version's again (an edit undone: a step
+    inserted, then deleted) is no draft: the draft there was is dropped and the live version
+    returned, so nothing reads as waiting to be published."""
     current = draft(conn, journey.id)
     if name is not None:
         conn.execute(update(journeys).where(journeys.c.id == journey.id).values(name=name, updated_at=now))
+    live = by_id(conn, journey.live_version_id) if journey.live_version_id is not None else None
+    if live is not None and live.source == source:
+        if current is not None:
+            conn.execute(delete(journey_versions).where(journey_versions.c.id == current.id))
+        return live
     if current is None:
         newest = _newest(conn, journey.id)
         return _insert_version(conn, journey.id, (newest.number if newest else 0) + 1, source, graph, now)

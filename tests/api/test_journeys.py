@@ -188,3 +188,18 @@ def test_entering_refuses_identities_that_are_not_an_object_of_strings(server: S
     assert [r.status_code for r in refused] == [400, 400, 400, 400]
     assert [r.json()["errors"][0]["field"] for r in refused] == ["identities", "identities", "identities", "userId"]
     assert taken.json() == {"slug": "vip", "entered": True}
+
+
+def test_a_draft_edited_back_to_the_live_text_is_no_draft(server: Server) -> None:
+    """An edit undone (a step inserted, then deleted) leaves nothing to publish."""
+    with admin(server) as client:
+        assert client.post("/v1/journeys", json={"source": VIP, "slug": "vip"}).status_code == 201
+        assert client.post("/v1/journeys/vip/publish").json()["live_version"] == 1
+        changed = VIP.replace("wait 1d", "wait 2d")
+        assert client.put("/v1/journeys/vip/draft", json={"source": changed}).json()["version"] == 2
+        assert client.put("/v1/journeys/vip/draft", json={"source": VIP}).json()["version"] == 1  # the live one
+        shown = client.get("/v1/journeys/vip").json()
+        assert (shown["live_version"], shown["draft_version"]) == (1, None)
+        assert client.post("/v1/journeys/vip/publish").status_code == 409  # nothing to publish
+        assert [v["version"] for v in client.get("/v1/journeys/vip/versions").json()["versions"]] == [1]
+        assert client.put("/v1/journeys/vip/draft", json={"source": changed}).json()["version"] == 2
