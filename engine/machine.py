@@ -19,7 +19,7 @@ from dsl.model import Entry
 
 from .expressions import compile_expr, compile_predicate
 from .scope import Scope
-from .splits import choose_arm
+from .splits import pick_arm
 from .timing import add_local_days, first_zone, next_local_time, quiet_hours_end
 
 RunState: TypeAlias = Literal["active", "waiting", "completed", "exited"]
@@ -192,8 +192,10 @@ Predicate: TypeAlias = Callable[[Scope], bool]
 class Program:
     """A compiled journey with every expression it runs turned into a closure, once per version."""
 
-    def __init__(self, key: str, journey: g.CompiledJourney, installation_zone: str | None = None) -> None:
+    def __init__(self, key: str, journey: g.CompiledJourney, installation_zone: str | None = None,
+                 forced_arms: Mapping[str, int] | None = None) -> None:
         self.key = key  # the journey's stable name; random splits hash it with the user's key
+        self.forced_arms: Mapping[str, int] = forced_arms or {}  # split id -> arm index; simulations only
         self.journey = journey
         self.zone_default = journey.timezone
         self.installation_zone = installation_zone
@@ -305,7 +307,7 @@ class _Walk:
                         return target
                 return otherwise
             case g.SplitNode(arms=arms):
-                arm = choose_arm(arms, self.run.user_key, self.program.key, node.id)
+                arm = pick_arm(arms, self.run.user_key, self.program.key, node.id, self.program.forced_arms)
                 self.run = replace(self.run, arms={**self.run.arms, node.id: arm.id})
                 self.emit(Trace("split", node.id, arm.id + (" (control)" if arm.control else "")))
                 return arm.target

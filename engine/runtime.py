@@ -95,7 +95,8 @@ class _Live:
 
 class Runtime:
     def __init__(self, db: Engine, clock: Clock, matcher: Matcher | None = None,
-                 observer: Callable[[TraceRecord], None] | None = None, default_zone: str = "UTC") -> None:
+                 observer: Callable[[TraceRecord], None] | None = None, default_zone: str = "UTC",
+                 forced_arms: Mapping[str, int] | None = None) -> None:
         if known_zone(default_zone) is None:
             raise ValueError(f"unknown time zone {default_zone!r}: use a tz database name such as 'Asia/Shanghai'")
         self.db = db
@@ -104,6 +105,7 @@ class Runtime:
         self.clock = clock
         self.matcher = matcher or CompiledMatcher()
         self.observer = observer
+        self.forced_arms = forced_arms  # split id -> arm index, for every journey: simulations only
         self.programs: dict[int, Program] = {}  # version id -> program, loaded on demand
         self.live: dict[int, _Live] = {}  # journey id -> its state
         self.version_journeys: dict[int, int] = {}  # version id -> journey id
@@ -153,7 +155,7 @@ class Runtime:
                                .where(journey_versions.c.id == version_id)).one()
             # Keyed by the journey's slug, not the version: a split keeps each user in their
             # branch across versions and machines.
-            program = Program(row.slug, compile_source(row.source), self.default_zone)
+            program = Program(row.slug, compile_source(row.source), self.default_zone, self.forced_arms)
             self.programs[version_id] = program
         return program
 

@@ -4,7 +4,7 @@ split on every machine, every time, so a retried or replayed step cannot switch 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dsl.graph import SplitArmSpec
 
@@ -26,3 +26,14 @@ def choose_arm(arms: Sequence[SplitArmSpec], user_key: str, journey: str, split_
         if point < round(upper):
             return arm
     return arms[-1]  # percentages that add to 100 only up to rounding
+
+
+def pick_arm(arms: Sequence[SplitArmSpec], user_key: str, journey: str, split_id: str,
+             forced: Mapping[str, int]) -> SplitArmSpec:
+    """The arm `forced` names for this split (by position), else the user's `choose_arm`.
+    Only a simulation forces arms, to follow a branch the sample user would not hash to; live
+    runs pass nothing, and an index out of range is ignored rather than guessed at."""
+    index = forced.get(split_id)
+    if index is not None and 0 <= index < len(arms):
+        return arms[index]
+    return choose_arm(arms, user_key, journey, split_id)

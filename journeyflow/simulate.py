@@ -190,14 +190,14 @@ class _Output:
 class Simulation:
     def __init__(self, sources: list[str], start: datetime, trace: bool = False,
                  matcher: Matcher | None = None, actions: ActionSettings | None = None,
-                 default_zone: str = "UTC") -> None:
+                 default_zone: str = "UTC", forced_arms: Mapping[str, int] | None = None) -> None:
         self.actions = actions
         self.db: Engine = _blank_database()
         self.output = _Output()
         self.trace = trace
         self.clock = VirtualClock(start)
         self.runtime = Runtime(self.db, self.clock, matcher=matcher, observer=self._on_trace,
-                               default_zone=default_zone)
+                               default_zone=default_zone, forced_arms=forced_arms)
         for source in sources:
             self.runtime.publish(source)
         self._stock_coupon_pools()
@@ -408,13 +408,15 @@ class Simulation:
 def simulate(sources: list[str], messages: Sequence[Message], until: datetime | None = None,
              trace: bool = False, matcher: Matcher | None = None,
              seeds: Sequence[SeedProfile] = (), actions: ActionSettings | None = None,
-             default_zone: str = "UTC") -> list[dict[str, Any]]:
+             default_zone: str = "UTC", forced_arms: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
     """Run journeys (DSL texts) over messages; the action (and trace) lines, in time order.
     `matcher` picks the rules backend (default: the compiled one); `seeds` are profiles that
     exist before the first message; `actions` (templates, recipients) builds each message as the
-    dispatcher will (see the module docstring); `default_zone` is the installation's zone."""
+    dispatcher will (see the module docstring); `default_zone` is the installation's zone;
+    `forced_arms` (split id -> arm index) sends everyone down those arms instead of the arm
+    their id hashes to, to see a branch the sample would not reach."""
     start = min(map(arrival, messages)) if messages else (until or EPOCH)
-    simulation = Simulation(sources, start, trace, matcher, actions, default_zone)
+    simulation = Simulation(sources, start, trace, matcher, actions, default_zone, forced_arms)
     for profile in seeds:
         simulation.seed(profile)
     return simulation.run(messages, until)
