@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from actions.settings import Settings as ActionSettings
+from dsl.validate import Catalog
 from engine.clock import Clock, SystemClock
 
 KIB = 1024
@@ -30,6 +31,7 @@ class Settings:
     rules_backend: str = "compiled"  # what evaluates conditions in this process's engine: compiled or durable
     default_zone: str = "UTC"  # the installation's time zone, for profiles and journeys without a known one
     actions: ActionSettings | None = None  # the providers and their settings; None: every channel logged
+    catalog: Catalog | None = None  # templates, pools, traits and event properties (catalog.toml); None: unknown
     engine_batch: int = 200  # events or timers per engine transaction (SQLite holds its one writer that long)
     engine_idle_seconds: float = 0.2  # sleep between engine passes that found nothing to do
     # Workers on Redis (issue 8, docs/deployment.md): when set, /readyz and /metrics report their queue.

@@ -6,7 +6,7 @@ offending node with a hint where the fix is obvious. A journey that passes here 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -39,12 +39,30 @@ PERCENT_TOLERANCE = 1e-6
 _JINJA = jinja2.Environment(autoescape=False)
 
 
+FIELD_TYPES = ("text", "number", "bool", "date", "list")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A profile trait or event property as the catalog describes it: its type (one of
+    FIELD_TYPES) and the values it is known to take, so that editors can offer them."""
+
+    type: str
+    values: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Catalog:
-    """What exists outside the journey. None means unknown: that kind is not checked."""
+    """What exists outside the journey. None means unknown: that kind is not checked.
+
+    `traits` (profile field -> spec) and `events` (event name -> property -> spec) are not
+    checked against journeys (a new property may arrive before the catalog learns it); the
+    builder reads them to offer fields of the right type."""
 
     templates: frozenset[str] | None = None
     coupon_pools: frozenset[str] | None = None
+    traits: Mapping[str, FieldSpec] | None = None
+    events: Mapping[str, Mapping[str, FieldSpec]] | None = None
 
 
 class _Flow(NamedTuple):

@@ -17,6 +17,7 @@ import click
 from actions.settings import SETTINGS_FILE_ENV
 from dsl import Catalog, JourneyError, compile_journey, format_journey, parse, validate
 from dsl.parser import normalize
+from dsl.validate import FIELD_TYPES, FieldSpec
 from engine.durable.backend import make_matcher
 
 from . import config
@@ -42,7 +43,8 @@ def _journey_files(paths: Iterable[str]) -> list[Path]:
 
 
 def load_catalog(path: Path) -> Catalog:
-    """Read a catalog TOML file (`templates = [...]`, `coupon_pools = [...]`)."""
+    """Read a catalog TOML file (`templates = [...]`, `coupon_pools = [...]`, `[traits]` and
+    `[events.NAME]` tables of fields: `name = "type"` or `name = { type = "...", values = [...] }`)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as error:
@@ -56,7 +58,32 @@ def load_catalog(path: Path) -> Catalog:
             raise click.ClickException(f"{path}: {key} must be a list of strings")
         return frozenset(value)
 
-    return Catalog(templates=names("templates"), coupon_pools=names("coupon_pools"))
+    events = data.get("events")
+    if events is not None and not isinstance(events, dict):
+        raise click.ClickException(f"{path}: events must be a table of [events.NAME] tables")
+    return Catalog(templates=names("templates"), coupon_pools=names("coupon_pools"),
+                   traits=_field_specs(path, "traits", data.get("traits")),
+                   events=None if events is None else {
+                       str(name): _field_specs(path, f"events.{name}", fields) or {}
+                       for name, fields in events.items()})
+
+
+def _field_specs(path: Path, where: str, table: object) -> dict[str, FieldSpec] | None:
+    """A catalog's table of fields, each a type name or a `{ type, values }` table."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise click.ClickException(f"{path}: [{where}] must be a table of fields")
+    specs = {}
+    for name, raw in table.items():
+        kind, values = (raw, []) if isinstance(raw, str) else (
+            (raw.get("type"), raw.get("values", [])) if isinstance(raw, dict) else (None, []))
+        if kind not in FIELD_TYPES:
+            raise click.ClickException(f"{path}: {where}.{name}: the type must be one of {', '.join(FIELD_TYPES)}")
+        if not isinstance(values, list) or not all(isinstance(v, str | int | float) for v in values):
+            raise click.ClickException(f"{path}: {where}.{name}: values must be a list")
+        specs[str(name)] = FieldSpec(str(kind), tuple(str(v) for v in values))
+    return specs
 
 
 def _catalog_for(file: Path, explicit: Catalog | None) -> Catalog | None:

@@ -65,6 +65,17 @@ def load_examples(runtime: Runtime, directory: Path) -> list[str]:
     return loaded
 
 
+def catalog_file(explicit: Path | None, examples: Path | None) -> Path | None:
+    """The catalog to serve with: the one named, else the examples' own (`catalog.toml` beside
+    them), so `--examples` alone gives the builder the examples' fields and types."""
+    from .cli import CATALOG_FILE  # cli imports this module
+
+    if explicit is not None:
+        return explicit
+    beside = examples / CATALOG_FILE if examples is not None else None
+    return beside if beside is not None and beside.is_file() else None
+
+
 def create_first_admin(db: Engine, clock: Clock) -> str | None:
     """The builder's first user, an admin, when there is no user yet: its password (random,
     shown once by the caller, stored only as an argon2 hash); None when users exist."""
@@ -122,6 +133,9 @@ def _database_flag(database_url: str) -> str:
 @database_options
 @click.option("--examples", "examples", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Publish the journeys in this directory that are not loaded yet.")
+@click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Templates, coupon pools, profile fields and event properties (TOML) the builder offers; "
+                   "default: catalog.toml beside --examples, when there is one.")
 @click.option("--engine/--no-engine", "run_engine", default=True, show_default=True,
               help="Apply events and fire timers in this process (off when `journeyflow process` does it).")
 @click.option("--dispatch/--no-dispatch", "run_dispatcher", default=True, show_default=True,
@@ -139,7 +153,7 @@ def _database_flag(database_url: str) -> str:
 @timezone_option
 def serve(host: str, port: int, database_url: str, examples: Path | None, run_engine: bool, run_dispatcher: bool,
           actions_path: Path | None, redis_url: str | None, log_level: str, rules_backend: str,
-          default_zone: str) -> None:
+          default_zone: str, catalog_path: Path | None = None) -> None:
     """Serve the HTTP API (and, by default, run the engine and the dispatcher) on one database."""
     import os
 
@@ -148,11 +162,14 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
     from api.app import create_app
     from api.settings import Settings
 
+    from .cli import load_catalog  # cli imports this module
+
     try:
         actions = load_settings(actions_path, os.environ)
     except ActionsError as error:
         raise click.ClickException(str(error)) from None
 
+    catalog = load_catalog(chosen) if (chosen := catalog_file(catalog_path, examples)) is not None else None
     clock = SystemClock()
     db = open_database(database_url, create=True)
     try:
@@ -199,5 +216,5 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
 
     app = create_app(Settings(database_url=database_url, clock=clock, run_engine=run_engine,
                               run_dispatcher=run_dispatcher, actions=actions, redis_url=redis_url or None,
-                              rules_backend=rules_backend, default_zone=default_zone))
+                              rules_backend=rules_backend, default_zone=default_zone, catalog=catalog))
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
