@@ -112,14 +112,18 @@ def save_draft(svc: Services, slug: str, source: str) -> dict[str, Any]:
         return version_view(version, journey.live_version_id)
 
 
-def publish(svc: Services, slug: str, by: str | None = None) -> dict[str, Any]:
-    """Publish the draft as the live version; `by` names who did it ("user:<name>", "key:<name>")."""
+def publish(svc: Services, slug: str, by: str | None = None, expected_source: str | None = None) -> dict[str, Any]:
+    """Publish the draft as the live version; `by` names who did it ("user:<name>", "key:<name>").
+    With `expected_source` (the text a person reviewed), a draft saved since is refused rather
+    than published unseen: the text compared is the text published."""
     with svc.lock:  # one publisher at a time, and none while the engine loop holds the runtime
         with svc.db.connect() as conn:
             journey = find(conn, slug)
             draft = stored.draft(conn, journey.id)
         if draft is None:
             raise Conflict(f"journey {slug!r} has no draft to publish")
+        if expected_source is not None and draft.source != expected_source:
+            raise Conflict(f"the draft of {slug!r} changed since it was reviewed; review it again")
         _, _, problems = analyse(draft.source)
         if problems:
             raise Unprocessable("the draft has problems; fix them before publishing", problems)
