@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import editor, login, pages, panels, pools, report, simulation
+from . import audience, conditions, editor, login, pages, panels, pools, report, simulation
 
 PREFIX = "/builder"
 JOURNEY = "/journeys/{slug}"
@@ -31,12 +31,15 @@ def _builder_routes() -> list[BaseRoute]:
         Route(f"{JOURNEY}/branches/add", editor.add_branch, methods=post),
         Route(f"{JOURNEY}/branches/remove", editor.remove_branch, methods=post),
         Route(f"{JOURNEY}/text", editor.text, methods=post),
+        Route(f"{JOURNEY}/restore", editor.restore, methods=post),
         *[Route(f"{JOURNEY}/{action}", editor.status, methods=post) for action in editor.STATUS_ACTIONS],
+        Route(f"{JOURNEY}/review", audience.review_panel, methods=["GET"]),
         Route(f"{JOURNEY}/step", panels.step_panel, methods=["GET"]),
         Route(f"{JOURNEY}/step/check", panels.step_check, methods=post),
         Route(f"{JOURNEY}/step", panels.step_apply, methods=post),
         Route(f"{JOURNEY}/settings", panels.settings_panel, methods=["GET"]),
         Route(f"{JOURNEY}/settings", panels.settings_apply, methods=post),
+        Route(f"{JOURNEY}/condition", conditions.condition, methods=post),
         *simulation.ROUTES,
         *report.ROUTES,
         *pools.ROUTES,

@@ -10,6 +10,10 @@ of the same shape (`pass`, or `if true:` when it opens a block), keeping its `@l
 text parsed again: the canvas then shows every other step as it is and the broken one, in
 place, with its message. Edits are refused until the text parses, so a stand-in never reaches
 the text.
+
+What a card, a branch or the Start card says is in the marketer's words (`sentences`); the DSL
+stays beside it (`Node.summary`, `Branch.dsl`, `Line.dsl`) for power users and for comparing
+versions, which must not see a step as changed because its wording improved.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from dataclasses import dataclass, field
 from dsl import JourneyError, JourneyInvalid, parse, validate
 from dsl import model as m
 from dsl.errors import Diagnostic
-from dsl.formatter import format_expr, format_percent, step_header
+from dsl.formatter import format_expr, format_percent, format_setting, step_header
 from dsl.ids import assign_ids
 from dsl.parser import normalize
 
-from . import edits
+from . import edits, sentences
 from .palette import BROKEN, Kind, kind_of
 
 MAX_RECOVERIES = 10  # stand-ins tried before giving up on drawing a text that does not parse
@@ -61,14 +65,20 @@ class Problem:
     syntax: bool
     step_id: str | None = None  # the step it was attached to; None for settings
 
+    @property
+    def words(self) -> str:
+        """The problem as a card says it: no line number, which only the DSL panel shows."""
+        return sentences.problem(self.message, self.hint, self.syntax, "step" if self.step_id else "setting")
+
 
 @dataclass
 class Node:
     path: str
     step_id: str
     kind: Kind
-    summary: str
+    summary: str  # the step's DSL header: the tooltip, and what version comparisons match on
     line: int
+    sentence: sentences.Sentence = ()  # what the card says, in the marketer's words
     broken: str | None = None  # the text of a line that did not parse, drawn in the step's place
     problems: list[Problem] = field(default_factory=list)
     branches: list[Branch] = field(default_factory=list)
@@ -89,10 +99,21 @@ class Block:
 
 @dataclass
 class Branch:
-    title: str
+    title: str  # in words: "A · 45%", "Total spend is at least 1000", "Otherwise", "Received"
     index: int
     block: Block
     control: bool = False
+    label: str | None = None  # a split arm's @label, shown small
+    dsl: str = ""  # the branch's header in the text, for the tooltip
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the Start card: a setting in words, with its DSL text for the tooltip."""
+
+    kind: str  # trigger, audience, entry, exit, goal, quiet, zone, cap: what the card groups by
+    words: str
+    dsl: str
 
 
 @dataclass
@@ -105,6 +126,7 @@ class Canvas:
     problems: list[Problem]
     triggers: list[str]
     settings_problems: list[Problem]
+    start: list[Line] = field(default_factory=list)  # the settings in words, for the Start card
 
     @property
     def valid(self) -> bool:
@@ -135,7 +157,19 @@ def build(source: str) -> Canvas:
             problem.step_id = owner.step_id
             owner.problems.append(problem)
     triggers = [_trigger_text(t) for t in journey.triggers]
-    return Canvas(source, rev(source), journey, not broken, main, problems, triggers, settings_problems)
+    return Canvas(source, rev(source), journey, not broken, main, problems, triggers, settings_problems,
+                  start_lines(journey))
+
+
+_SETTING_KINDS = ((m.EventTrigger | m.ConditionTrigger | m.ScheduleTrigger | m.ApiTrigger, "trigger"),
+                  (m.Audience, "audience"), (m.Entry, "entry"), (m.ExitOnEvent | m.ExitWhen, "exit"),
+                  (m.Goal, "goal"), (m.QuietHours, "quiet"), (m.TimeZone, "zone"), (m.FrequencyCap, "cap"))
+
+
+def start_lines(journey: m.Journey) -> list[Line]:
+    """Every setting in words, in the canonical order: who enters, who leaves, what success is."""
+    return [Line(next(key for types, key in _SETTING_KINDS if isinstance(s, types)), sentences.setting(s),
+                 format_setting(s)) for s in journey.settings()]
 
 
 # --------------------------------------------------------------------------- parsing
@@ -208,30 +242,37 @@ def _block(steps: edits.Steps, path: tuple[int, ...], ids: dict[int, str], broke
         here = (*path, index)
         kind = BROKEN if step.loc.line in broken else kind_of(step)
         node = Node(encode(here), ids.get(id(step), "pass"), kind, _summary(step), step.loc.line,
-                    broken.get(step.loc.line))
+                    sentences.step(step), broken.get(step.loc.line))
         nodes_by_line[step.loc.line] = node
         node.branches = [Branch(title, which, _block(block, (*here, which), ids, broken, lines, nodes_by_line),
-                                control)
-                         for which, (title, control, block) in enumerate(_branches(step, ids))]
+                                control, label, dsl)
+                         for which, (title, control, block, label, dsl) in enumerate(_branches(step))]
         node.removable_branches = isinstance(step, m.If | m.Split)
         node.can_add_branch = node.removable_branches
         nodes.append(node)
     return Block(encode(path), nodes)
 
 
-def _branches(step: m.Step, ids: dict[int, str]) -> list[tuple[str, bool, edits.Steps]]:
+_BranchParts = tuple[str, bool, edits.Steps, str | None, str]  # title, control, steps, label, DSL
+
+
+def _branches(step: m.Step) -> list[_BranchParts]:
+    """Each branch's title in words, and its header as the text writes it."""
     if isinstance(step, m.If):
-        out = [(("if " if i == 0 else "elif ") + format_expr(arm.condition), False, arm.steps)
-               for i, arm in enumerate(step.arms)]
+        out: list[_BranchParts] = [
+            (sentences.if_arm_title(arm.condition), False, arm.steps, None,
+             ("if " if i == 0 else "elif ") + format_expr(arm.condition)) for i, arm in enumerate(step.arms)]
         if step.otherwise is not None:
-            out.append(("else", False, step.otherwise.steps))
+            out.append((sentences.OTHERWISE, False, step.otherwise.steps, None, "else"))
         return out
     if isinstance(step, m.Split):
-        return [(f"{format_percent(arm.percent)} · {ids[id(arm)].split('.')[-1]}"
-                 + (" (control)" if arm.control else ""), arm.control, arm.steps) for arm in step.arms]
+        return [(title, arm.control, arm.steps, arm.label,
+                 f"{format_percent(arm.percent)}{' control' if arm.control else ''}")
+                for title, arm in zip(sentences.split_arm_titles(step), step.arms, strict=True)]
     if isinstance(step, m.WaitForEvent):
-        return [(name, False, branch.steps) for name, branch in (("received", step.received),
-                                                                 ("timeout", step.timeout)) if branch is not None]
+        return [(title, False, branch.steps, None, name)
+                for title, name, branch in ((sentences.RECEIVED, "received", step.received),
+                                            (sentences.TIMED_OUT, "timeout", step.timeout)) if branch is not None]
     return []
 
 
@@ -242,8 +283,6 @@ def _summary(step: m.Step) -> str:
 
 
 def _trigger_text(trigger: m.Trigger) -> str:
-    from dsl.formatter import format_setting
-
     return format_setting(trigger).removeprefix("trigger ")
 
 

@@ -112,9 +112,9 @@ def create(svc: Services, name: str) -> str:
     raise Refused("too many journeys with that name")
 
 
-def publish(svc: Services, slug: str, username: str) -> None:
+def publish(svc: Services, slug: str, username: str, reviewed: str | None = None) -> None:
     try:
-        journey_service.publish(svc, slug, f"user:{username}")
+        journey_service.publish(svc, slug, f"user:{username}", expected_source=reviewed)
     except Problem as problem:
         raise _refusing(problem) from None
 

@@ -29,8 +29,10 @@ from .state import builder_state
 from .templating import render
 
 MAX_SOURCE_CHARS = 1_000_000  # the API's management body limit, in characters
+CHANGED_ELSEWHERE = "The journey changed in another window: this is the latest version."
 STATUS_ACTIONS = ("publish", "pause", "resume")
 Change = Callable[[m.Journey, Mapping[str, str]], m.Journey]
+Said = Callable[[m.Journey, Mapping[str, str]], str]  # a toast worked out from the journey before an edit
 
 
 async def draft_of(request: Request) -> drafts.Draft:
@@ -47,9 +49,13 @@ def fields(form: FormData) -> dict[str, str]:
 
 def workspace(request: Request, draft: drafts.Draft, canvas: cv.Canvas, *, text: bool = True,
               message: str | None = None, panel: str | None = None, status_code: int = 200) -> Response:
-    """The partials that redraw the editor after a change."""
+    """The partials that redraw the editor after a change. `panel` is "clear" (empty the side
+    panel) or "step:<path>" (open that step's form, as after an insert). A refusal (409) is
+    marked on the answer, so the page's undo history knows the text it shows came from
+    elsewhere rather than from an edit of its own."""
     return render(request, "workspace.html", {"draft": draft, "canvas": canvas, "with_text": text,
-                                              "message": message, "panel": panel}, status_code=status_code)
+                                              "message": message, "panel": panel,
+                                              "refused": status_code == 409}, status_code=status_code)
 
 
 @login_required
@@ -73,14 +79,17 @@ async def save_and_redraw(request: Request, draft: drafts.Draft, source: str, *,
     return workspace(request, saved, cv.build(source), text=text, message=message, panel=panel)
 
 
-async def apply(request: Request, change: Change, message: str | None = None) -> Response:
-    """Apply a canvas edit to the current draft, unless the page was drawn from another text."""
+async def apply(request: Request, change: Change, message: str | Said | None = None,
+                panel: Said | None = None) -> Response:
+    """Apply a canvas edit to the current draft, unless the page was drawn from another text.
+    `message` (and `panel`, see `workspace`) may be worked out from the journey before the
+    edit: what "+ branch" took from which arm, or where an insert puts its step, is only known
+    then."""
     form = fields(await request.form())
     draft = await draft_of(request)
     current = cv.build(draft.source)
     if form.get("rev") != current.rev:
-        return workspace(request, draft, current, status_code=409,
-                         message="The journey changed in another window: this is the latest version.")
+        return workspace(request, draft, current, status_code=409, message=CHANGED_ELSEWHERE)
     if current.journey is None or not current.parses:
         problem = current.first_syntax_problem()
         where = f" on line {problem.line}" if problem else ""
@@ -88,9 +97,11 @@ async def apply(request: Request, change: Change, message: str | None = None) ->
                          message=f"Fix the text first: it does not read{where}.")
     try:
         edited = change(current.journey, form)
+        said = message(current.journey, form) if callable(message) else message
+        opened = panel(current.journey, form) if panel is not None else None
     except (edits.EditError, KeyError) as error:
         return workspace(request, draft, current, status_code=400, message=str(error).strip("'\""))
-    return await save_and_redraw(request, draft, format_journey(edited), message=message)
+    return await save_and_redraw(request, draft, format_journey(edited), message=said, panel=opened)
 
 
 def _int(form: Mapping[str, str], name: str) -> int:
@@ -111,7 +122,11 @@ async def insert(request: Request) -> Response:
         step = palette.new_step(form.get("kind", ""), journey, event, pool)
         return edits.insert_step(journey, cv.decode(form.get("block", "")), _int(form, "index"), step)
 
-    return await apply(request, change)
+    def opened(journey: m.Journey, form: Mapping[str, str]) -> str:
+        """The new step's form opens, so it can be filled in at once."""
+        return "step:" + cv.encode(edits.inserted_at(journey, cv.decode(form.get("block", "")), _int(form, "index")))
+
+    return await apply(request, change, panel=opened)
 
 
 @login_required
@@ -144,13 +159,32 @@ async def delete(request: Request) -> Response:
 
 @login_required
 async def add_branch(request: Request) -> Response:
-    return await apply(request, lambda j, f: edits.add_branch(j, cv.decode(f.get("path", ""))))
+    return await apply(request, lambda j, f: edits.add_branch(j, cv.decode(f.get("path", ""))),
+                       message=lambda j, f: edits.branch_added(edits.step_at(j, cv.decode(f.get("path", "")))))
 
 
 @login_required
 async def remove_branch(request: Request) -> Response:
     return await apply(request, lambda j, f: edits.remove_branch(j, cv.decode(f.get("path", "")),
                                                                  _int(f, "branch")))
+
+
+@login_required
+async def restore(request: Request) -> Response:
+    """Undo and redo: save a text this window had before (its history is kept in the page),
+    if the draft is still the one the window shows; an undo must not wipe out what another
+    window saved since."""
+    form = fields(await request.form())
+    draft = await draft_of(request)
+    current = cv.build(draft.source)
+    if form.get("rev") != current.rev:
+        return workspace(request, draft, current, status_code=409, message=CHANGED_ELSEWHERE)
+    source = form.get("source", "").replace("\r\n", "\n")
+    if len(source) > MAX_SOURCE_CHARS:
+        return workspace(request, draft, current, status_code=413,
+                         message=f"The text is longer than {MAX_SOURCE_CHARS:,} characters.")
+    said = "Redone." if form.get("direction") == "redo" else "Undone."
+    return await save_and_redraw(request, draft, source, message=said, panel="clear")
 
 
 @login_required
@@ -169,18 +203,29 @@ async def text(request: Request) -> Response:
 
 @login_required
 async def status(request: Request) -> Response:
-    """Publish, pause or resume; a publish with problems is refused with them on the steps."""
+    """Publish, pause or resume. A publish is of the text that was reviewed (its `rev`), and is
+    refused with the review's problems (the validator's, a missing pool or template, no steps),
+    whatever the page showed: the review's button is only a convenience."""
+    from . import audience  # the review's storage reads
+
     action = request.url.path.rsplit("/", 1)[-1]
     draft = await draft_of(request)
     current = cv.build(draft.source)
     svc = services(request)
     if action == "publish":
-        if not current.valid:
-            count = len(current.problems)
+        if fields(await request.form()).get("rev") != current.rev:
+            return workspace(request, draft, current, status_code=409, panel="clear",
+                             message="Not published: the journey changed since the review. Press Publish to "
+                                     "review it again.")
+        stock = await svc.call(audience.stocked, svc)
+        found = audience.review_of(current, stock, None, svc.settings.default_zone)
+        if found is None or found.blocked:
+            count = len(found.problems) if found is not None else len(current.problems)
             return workspace(request, draft, current, status_code=422,
                              message=f"Not published: {count} problem{'s' if count != 1 else ''} to fix first, "
-                                     "marked on the steps.")
-        call: Callable[[Services, str], None] = partial(drafts.publish, username=session_of(request).user.username)
+                                     "listed in the review.")
+        call: Callable[[Services, str], None] = partial(drafts.publish, username=session_of(request).user.username,
+                                                        reviewed=draft.source)
         done = "Published: the new version is live."
     else:
         call = partial(drafts.set_status, action=action)
@@ -190,4 +235,5 @@ async def status(request: Request) -> Response:
     except drafts.Refused as refused:
         return workspace(request, draft, current, status_code=409, message=refused.detail)
     draft = await draft_of(request)
-    return workspace(request, draft, cv.build(draft.source), message=done)
+    return workspace(request, draft, cv.build(draft.source), message=done,
+                     panel="clear" if action == "publish" else None)

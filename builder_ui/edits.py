@@ -123,6 +123,12 @@ def insert_step(journey: m.Journey, block: BlockPath, index: int, step: m.Step) 
     return _edit_block(journey, block, change)
 
 
+def inserted_at(journey: m.Journey, block: BlockPath, index: int) -> StepPath:
+    """Where `insert_step(journey, block, index, ...)` puts its step: at `index`, or first
+    when it replaces the bare `pass` of an empty block."""
+    return (*block, 0 if _is_bare_pass(block_at(journey, block)) else index)
+
+
 def delete_step(journey: m.Journey, path: StepPath) -> m.Journey:
     step_at(journey, path)
     index = path[-1]
@@ -158,32 +164,74 @@ def move_step(journey: m.Journey, path: StepPath, block: BlockPath, index: int) 
 
 
 def add_branch(journey: m.Journey, path: StepPath, condition: m.Expr | None = None) -> m.Journey:
-    """Add a branch to an `if` (an `elif` with `condition`, or the `else` if it has none and
-    no condition is given) or a split (an arm taking half of the largest arm's share, so the
-    shares still add up to 100%)."""
+    """Add a branch to an `if` or a split.
+
+    An `if` gains an `elif` before its `else`, with `condition` or, by default, one that is
+    never true: the new branch is empty, and until its condition is written nobody is moved
+    out of the branches they took before. A split gains an arm whose share `new_arm_share`
+    decides, so the marketer's other shares are kept (see there)."""
     step = step_at(journey, path)
     if isinstance(step, m.If):
-        if condition is None and step.otherwise is None:
-            new: m.Step = replace(step, otherwise=m.Branch((BARE_PASS,)))
-        else:
-            arm = m.CondBranch(condition if condition is not None else m.Lit(True), (BARE_PASS,))
-            new = replace(step, arms=(*step.arms, arm))
+        arm = m.CondBranch(condition if condition is not None else NEVER, (BARE_PASS,))
+        new: m.Step = replace(step, arms=(*step.arms, arm))
     elif isinstance(step, m.Split):
         if not step.arms:
             raise EditError("the split has no arm to share")
-        donor = max(range(len(step.arms)), key=lambda i: (not step.arms[i].control, step.arms[i].percent))
-        half = _half(step.arms[donor].percent)
+        share, donor = new_arm_share(step.arms)
         arms = list(step.arms)
-        arms[donor] = replace(arms[donor], percent=arms[donor].percent - half)
-        new = replace(step, arms=(*arms, m.SplitArm(half, False, (BARE_PASS,))))
+        if donor is not None:
+            arms[donor] = replace(arms[donor], percent=arms[donor].percent - share)
+        new = replace(step, arms=(*arms, m.SplitArm(share, False, (BARE_PASS,))))
     else:
         raise EditError("only an if or a split can take another branch")
     return replace_step(journey, path, new)
 
 
+NEVER = m.Lit(False)
+
+
+def new_arm_share(arms: tuple[m.SplitArm, ...]) -> tuple[float, int | None]:
+    """The share a new split arm gets, and the arm it is taken from (None: nobody's).
+
+    A marketer who set 60/30 and adds an arm means the missing 10% for it, so what the others
+    leave to 100% goes to it and their shares stay as typed. When they already fill 100%, the
+    largest arm that is not the control gives up half of itself (a control group keeps its
+    size: shrinking it would weaken the test it is there for); the others stay."""
+    remainder = round(100 - sum(a.percent for a in arms), 6)
+    if remainder > 0:
+        return remainder, None
+    donor = max(range(len(arms)), key=lambda i: (not arms[i].control, arms[i].percent))
+    return _half(arms[donor].percent), donor
+
+
 def _half(percent: float) -> float:
     half = percent / 2
     return float(int(half)) if half >= 1 and not half.is_integer() else half
+
+
+def branch_added(step: m.Step) -> str:
+    """What "+ branch" did to `step` (as it was before), in the marketer's words, for the toast."""
+    if isinstance(step, m.If):
+        return "Added an “else if” branch. Write its condition in the step's form: until then nobody goes down it."
+    if not isinstance(step, m.Split) or not step.arms:
+        return "Branch added."
+    share, donor = new_arm_share(step.arms)
+    new = f"New branch {_letter(len(step.arms))} gets {_pct(share)}"
+    if donor is None:
+        return f"{new}, what the others left to 100%; their shares stay as they were."
+    left = step.arms[donor].percent - share
+    giver = "the control" if step.arms[donor].control else f"branch {_letter(donor)}"
+    return (f"{new}, half of {giver}'s share (now {_pct(left)}); the other branches keep theirs. "
+            "Change the shares in the split's form.")
+
+
+def _letter(index: int) -> str:
+    """As the canvas letters arms (`sentences.split_arm_titles`)."""
+    return chr(ord("A") + index % 26)
+
+
+def _pct(percent: float) -> str:
+    return f"{percent:g}%"
 
 
 def remove_branch(journey: m.Journey, path: StepPath, branch: int) -> m.Journey:

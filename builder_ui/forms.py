@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from dsl import JourneyError, parse
+from dsl import Diagnostic, JourneyError, parse, validate
 from dsl import model as m
 from dsl.durations import DAY, format_duration
 from dsl.formatter import format_expr, format_percent, format_setting, format_string
@@ -42,20 +42,33 @@ class FieldError:
 
 class _Line:
     """A DSL line being assembled from form fields, remembering which columns came from which
-    field, so a syntax error's column can be traced back to the field."""
+    field, so a syntax error's column can be traced back to the field.
 
-    def __init__(self) -> None:
+    `home` is the field a problem about the whole line belongs to (the validator points at a
+    line's first word); `topics` sends such a problem elsewhere when its message names what
+    another field holds ("the goal's window" is the Within field, not the event)."""
+
+    def __init__(self, home: str = "") -> None:
         self.text = ""
         self.spans: list[tuple[str, int, int]] = []
+        self.home = home
+        self.topics: list[tuple[str, str]] = []  # (word in a message, field)
 
-    def add(self, text: str, field: str | None = None) -> _Line:
+    def add(self, text: str, field: str | None = None, about: tuple[str, ...] = ()) -> _Line:
         if field is not None:
             self.spans.append((field, len(self.text), len(self.text) + len(text)))
+            self.topics += [(word, field) for word in about]
         self.text += text
         return self
 
     def string(self, value: str, field: str) -> _Line:
         return self.add(format_string(value), field)
+
+    def grouped(self, condition: str, field: str) -> _Line:
+        """A condition in brackets (which the model does not keep), so a condition cut short
+        stops at its own bracket instead of reading on into the line's next words
+        (`where event.amount > within 14d` would blame the Within field)."""
+        return self.add("(").add(condition, field).add(")")
 
     def field_at(self, column: int) -> str:
         """The field at 0-based `column` of the line (the nearest one before it otherwise)."""
@@ -66,6 +79,30 @@ class _Line:
             if start <= column:
                 best = name
         return best
+
+    def field_for(self, column: int, message: str) -> str:
+        """The field a problem at 0-based `column` is about: the one written there, or, for a
+        problem with the whole line, the one its message talks about, else `home`."""
+        found = self.field_at(column)
+        if found:
+            return found
+        return next((field for word, field in self.topics if word in message), self.home)
+
+
+_LINE_TALK = (
+    (re.compile(r"the first is on line \d+"), "the first is in another row"),
+    (re.compile(r"\b(the )?end of (the )?line\b"), "the end"),
+    (re.compile(r",? ?\(?\b(on |at )?line \d+(, column \d+)?\)?"), ""),
+    (re.compile(r",? ?\(?\b(at )?column \d+\)?"), ""),
+)
+
+
+def plain(message: str) -> str:
+    """A parser or validator message as a form shows it: a form has no lines or columns (the
+    DSL panel, which has, keeps the messages whole)."""
+    for pattern, words in _LINE_TALK:
+        message = pattern.sub(words, message)
+    return message
 
 
 # --------------------------------------------------------------------------- steps: model -> form
@@ -93,6 +130,7 @@ def step_fields(step: m.Step) -> dict[str, str]:
             out |= {"name": name, "arms": str(len(arms)),
                     "control": next((str(i) for i, a in enumerate(arms) if a.control), "")}
             out |= {f"percent_{i}": format_percent(a.percent).removesuffix("%") for i, a in enumerate(arms)}
+            out |= {f"arm_label_{i}": a.label or "" for i, a in enumerate(arms)}
         case m.Send(channel=channel, text=text, template=template, title=title):
             out |= {"channel": channel, "content": "template" if template is not None else "text",
                     "text": text or "", "template": template or "", "title": title or ""}
@@ -226,6 +264,8 @@ def _parse_step(line: _Line, old: m.Step, label: str) -> tuple[m.Step | None, li
     text = _PREFIX + prefix + line.text + "\n"
     if isinstance(old, m.WaitForEvent):
         text += f"{_INDENT * 2}received:\n{_INDENT * 3}pass\n{_INDENT * 2}timeout:\n{_INDENT * 3}pass\n"
+    elif isinstance(old, m.If):  # an arm's header opens a block: the stand-in gives it one
+        text += f"{_INDENT * 2}pass\n"
     try:
         parsed = parse(text).steps[0]
     except JourneyError as error:
@@ -238,8 +278,8 @@ def _parse_step(line: _Line, old: m.Step, label: str) -> tuple[m.Step | None, li
 
 
 def _located(message: str, hint: str | None, line: int, column: int, source: _Line) -> FieldError:
-    field = source.field_at(column) if line == _STEP_LINE else ""
-    return FieldError(field, message, hint)
+    field = source.field_for(column, message) if line == _STEP_LINE else ""
+    return FieldError(field, plain(message), plain(hint) if hint else None)
 
 
 def _if(old: m.If, f: Mapping[str, str], label: str) -> tuple[m.Step | None, list[FieldError]]:
@@ -278,7 +318,10 @@ def _split(old: m.Split, f: Mapping[str, str], label: str) -> tuple[m.Step | Non
             continue
         if not 0 < percent <= 100:
             errors.append(FieldError(f"percent_{i}", "more than 0 and at most 100"))
-        arms.append(replace(arm, percent=percent, control=control == str(i)))
+        arm_label = f.get(f"arm_label_{i}", arm.label or "").strip()  # a form without the field keeps it
+        if arm_label and not LABEL.match(arm_label):
+            errors.append(FieldError(f"arm_label_{i}", "letters, digits and _ only, not starting with a digit"))
+        arms.append(replace(arm, percent=percent, control=control == str(i), label=arm_label or None))
     total = sum(a.percent for a in arms)
     if not errors and abs(total - 100) > 1e-6:
         errors.append(FieldError("", f"the shares add up to {total:g}%, not 100%"))
@@ -347,66 +390,104 @@ def _count(f: Mapping[str, str], row: str) -> int:
 
 
 def settings_from_fields(journey: m.Journey, f: Mapping[str, str]) -> tuple[m.Journey | None, list[FieldError]]:
-    """The journey with the settings the form describes; or the problems, each on its row."""
+    """The journey with the settings the form describes; or the problems, each on the field
+    it is about. The settings are parsed and validated alone, over an empty flow: what is wrong
+    with them there (a bad schedule, an unknown time zone, a zero window) is wrong anywhere."""
     if any("\n" in v or "\r" in v for v in f.values()):
         return None, [FieldError("", "each field holds one line")]
+    lines = _settings_lines(f)
+    name = _getter(f)("name") or journey.name
+    text = f"journey {format_string(name)}\n" + "".join(f"{_INDENT}{line.text}\n" for line in lines)
+    text += f"\n{_INDENT}pass\n"
+    try:
+        parsed = parse(text)
+    except JourneyError as error:
+        return None, [_on_setting(d, lines) for d in error.diagnostics]
+    try:
+        validate(parsed, text)
+    except JourneyError as error:  # only a setting line's own problems: the stand-in's flow is not the journey's
+        if mine := [_on_setting(d, lines) for d in error.diagnostics if 2 <= d.line < len(lines) + 2]:
+            return None, mine
+    return replace_settings(journey, _keep_comments(journey, parsed)), []
+
+
+def _on_setting(problem: Diagnostic, lines: list[_Line]) -> FieldError:
+    """A problem of the settings' stand-in journey on its field: line 1 is the name's, the
+    setting lines follow it; past them (the stand-in's own `pass`) it is the form's as a whole."""
+    if problem.line == 1:
+        field = "name"
+    elif 2 <= problem.line < len(lines) + 2:
+        field = lines[problem.line - 2].field_for(problem.column - 1 - len(_INDENT), problem.message)
+    else:
+        field = ""
+    return FieldError(field, plain(problem.message), plain(problem.hint) if problem.hint else None)
+
+
+def _settings_lines(f: Mapping[str, str]) -> list[_Line]:
     get = _getter(f)
-    lines: list[tuple[str, str]] = []  # (field the line came from, DSL line)
-    for i in range(_count(f, "trigger")):
-        kind, event, where = get(f"trigger_kind_{i}"), get(f"trigger_event_{i}"), get(f"trigger_where_{i}")
-        if kind == "event" and event:
-            lines.append((f"trigger_event_{i}", f"trigger event {format_string(event)}"
-                          + (f" where {where}" if where else "")))
-        elif kind == "when" and where:
-            lines.append((f"trigger_where_{i}", f"trigger when {where}"))
-        elif kind == "schedule" and get(f"trigger_cron_{i}"):
-            lines.append((f"trigger_cron_{i}", f"trigger schedule {format_string(get(f'trigger_cron_{i}'))}"
-                          + _zone_clause(get(f"trigger_zone_{i}"))))
-        elif kind == "api":
-            lines.append((f"trigger_kind_{i}", "trigger api"))
+    lines = [*_trigger_lines(f)]
     if get("audience"):
-        lines.append(("audience", f"audience {get('audience')}"))
+        lines.append(_Line("audience").add("audience ").add(get("audience"), "audience"))
     if get("entry") == "once_every":
-        lines.append(("entry_every", f"entry once every {get('entry_every')}"))
+        lines.append(_Line("entry_every").add("entry once every ").add(get("entry_every"), "entry_every"))
     elif get("entry") == "always":
-        lines.append(("entry", "entry always"))
+        lines.append(_Line("entry").add("entry always"))
     for i in range(_count(f, "exit")):
-        if get(f"exit_kind_{i}") == "event" and get(f"exit_event_{i}"):
-            where = get(f"exit_where_{i}")
-            lines.append((f"exit_event_{i}", f"exit on event {format_string(get(f'exit_event_{i}'))}"
-                          + (f" where {where}" if where else "")))
-        elif get(f"exit_kind_{i}") == "when" and get(f"exit_where_{i}"):
-            lines.append((f"exit_where_{i}", f"exit when {get(f'exit_where_{i}')}"))
-    for i in range(_count(f, "goal")):
-        name, within = get(f"goal_name_{i}"), get(f"goal_within_{i}") or "14d"
-        if not name:
-            continue
-        where = get(f"goal_where_{i}")
-        then_exit = " then exit" if get(f"goal_end_{i}") == "exit" else ""
-        if get(f"goal_kind_{i}") == "when":
-            lines.append((f"goal_where_{i}", f"goal {format_string(name)} when {where} within {within}{then_exit}"))
-        else:
-            lines.append((f"goal_event_{i}", f"goal {format_string(name)} on event "
-                          f"{format_string(get(f'goal_event_{i}'))}" + (f" where {where}" if where else "")
-                          + f" within {within}{then_exit}"))
+        event, where = get(f"exit_event_{i}"), get(f"exit_where_{i}")
+        if get(f"exit_kind_{i}") == "event" and event:
+            line = _Line(f"exit_event_{i}").add("exit on event ").string(event, f"exit_event_{i}")
+            lines.append(line.add(" where ").add(where, f"exit_where_{i}") if where else line)
+        elif get(f"exit_kind_{i}") == "when" and where:
+            lines.append(_Line(f"exit_where_{i}").add("exit when ").add(where, f"exit_where_{i}"))
+    lines += [goal for i in range(_count(f, "goal")) if (goal := _goal_line(f, i)) is not None]
     if get("quiet_start") or get("quiet_end"):
-        lines.append(("quiet_start", f"quiet hours {get('quiet_start')}-{get('quiet_end')}"))
+        lines.append(_Line("quiet_start").add("quiet hours ").add(get("quiet_start"), "quiet_start").add("-")
+                     .add(get("quiet_end"), "quiet_end"))
     if get("timezone"):
-        lines.append(("timezone", f"timezone {format_string(get('timezone'))}"))
+        lines.append(_Line("timezone").add("timezone ").string(get("timezone"), "timezone"))
     for i in range(_count(f, "cap")):
         if get(f"cap_count_{i}"):
             channel = get(f"cap_channel_{i}")
             scope = f"{channel} " if channel in m.CHANNELS else ""
-            lines.append((f"cap_count_{i}", f"frequency cap {scope}{get(f'cap_count_{i}')} messages per "
-                          f"{get(f'cap_per_{i}') or '1d'}"))
-    text = f"journey {format_string(get('name') or journey.name)}\n"
-    text += "".join(f"{_INDENT}{line}\n" for _, line in lines) + f"\n{_INDENT}pass\n"
-    try:
-        parsed = parse(text)
-    except JourneyError as error:
-        return None, [FieldError(lines[d.line - 2][0] if 2 <= d.line < len(lines) + 2 else "name", d.message, d.hint)
-                      for d in error.diagnostics]
-    return replace_settings(journey, _keep_comments(journey, parsed)), []
+            lines.append(_Line(f"cap_count_{i}").add(f"frequency cap {scope}")
+                         .add(get(f"cap_count_{i}"), f"cap_count_{i}", about=("message",))
+                         .add(" messages per ").add(get(f"cap_per_{i}") or "1d", f"cap_per_{i}", about=("period",)))
+    return lines
+
+
+def _trigger_lines(f: Mapping[str, str]) -> list[_Line]:
+    get = _getter(f)
+    lines = []
+    for i in range(_count(f, "trigger")):
+        kind, event, where = get(f"trigger_kind_{i}"), get(f"trigger_event_{i}"), get(f"trigger_where_{i}")
+        if kind == "event" and event:
+            line = _Line(f"trigger_event_{i}").add("trigger event ").string(event, f"trigger_event_{i}")
+            lines.append(line.add(" where ").add(where, f"trigger_where_{i}") if where else line)
+        elif kind == "when" and where:
+            lines.append(_Line(f"trigger_where_{i}").add("trigger when ").add(where, f"trigger_where_{i}"))
+        elif kind == "schedule" and get(f"trigger_cron_{i}"):
+            lines.append(_Line(f"trigger_cron_{i}").add("trigger schedule ")
+                         .string(get(f"trigger_cron_{i}"), f"trigger_cron_{i}")
+                         .add(_zone_clause(get(f"trigger_zone_{i}")), f"trigger_zone_{i}"))
+        elif kind == "api":
+            lines.append(_Line(f"trigger_kind_{i}").add("trigger api"))
+    return lines
+
+
+def _goal_line(f: Mapping[str, str], i: int) -> _Line | None:
+    get = _getter(f)
+    name, within, where = get(f"goal_name_{i}"), get(f"goal_within_{i}") or "14d", get(f"goal_where_{i}")
+    if not name:
+        return None
+    line = _Line(f"goal_name_{i}").add("goal ").string(name, f"goal_name_{i}")
+    if get(f"goal_kind_{i}") == "when":
+        line.add(" when ").grouped(where, f"goal_where_{i}")
+    else:
+        line.add(" on event ").string(get(f"goal_event_{i}"), f"goal_event_{i}")
+        if where:
+            line.add(" where ").grouped(where, f"goal_where_{i}")
+    line.add(" within ").add(within, f"goal_within_{i}", about=("window",))
+    return line.add(" then exit" if get(f"goal_end_{i}") == "exit" else "")
 
 
 def _keep_comments(old: m.Journey, new: m.Journey) -> m.Journey:

@@ -24,7 +24,9 @@ from dsl import model as m
 from dsl.formatter import format_journey
 
 from . import canvas as cv
-from . import edits, forms
+from . import condition_rows as cr
+from . import edits, forms, value_rows
+from . import placeholders as ph
 from .editor import draft_of, fields, save_and_redraw, workspace
 from .sessions import login_required
 from .state import builder_state
@@ -46,8 +48,14 @@ def _path(form: Mapping[str, str]) -> edits.StepPath:
 
 
 async def _context(request: Request) -> dict[str, Any]:
+    """What the forms offer: seen events, the pools with their free codes (read fresh: the
+    coupon step must not show a pool as empty after it was stocked), the installation's zone."""
+    from . import pools  # the coupon pools page's own reading of the stock
+
     svc = services(request)
-    return {"suggestions": await svc.call(builder_state(request).suggestions.get, svc)}
+    return {"suggestions": await svc.call(builder_state(request).suggestions.get, svc),
+            "pool_stock": await svc.call(pools.free_codes, svc), "default_zone": svc.settings.default_zone,
+            "conditions": cr.Editors(await svc.call(builder_state(request).fields.get, svc))}
 
 
 # --------------------------------------------------------------------------- steps
@@ -64,7 +72,8 @@ def check_step(journey: m.Journey, path: edits.StepPath, form: Mapping[str, str]
     redrawn = cv.build(format_journey(edited))
     node = _node_at(redrawn, path)
     problems = node.problems if node is not None else []
-    return edited, [forms.FieldError("", p.message, p.hint) for p in problems]
+    return edited, [forms.FieldError("", forms.plain(p.message), forms.plain(p.hint) if p.hint else None)
+                    for p in problems]
 
 
 def _node_at(canvas: cv.Canvas, path: edits.StepPath) -> cv.Node | None:
@@ -81,8 +90,10 @@ def _node_at(canvas: cv.Canvas, path: edits.StepPath) -> cv.Node | None:
     return found
 
 
-def preview(form: Mapping[str, str]) -> dict[str, Any]:
-    """The message rendered with the sample profile and event, or why it cannot be."""
+def preview(form: Mapping[str, str], where: ph.Available | None = None) -> dict[str, Any]:
+    """The message rendered with the sample profile and event, or why it cannot be. Given what
+    the step can use (`where`), only the results named before it are filled, and a name that
+    is not gets the check's own problem: the preview never shows what a send would refuse."""
     if form.get("kind") not in ("sms", "push"):
         return {}
     if form.get("content") == "template":
@@ -99,13 +110,42 @@ def preview(form: Mapping[str, str]) -> dict[str, Any]:
         text = form.get(part, "")
         if not text:
             continue
+        if where is not None and (problems := ph.template_problems(text, _WHAT[part], where)):
+            out["error"] = "; ".join(f"{message} — {hint}" if hint else message for message, hint in problems)
+            continue
         try:
             names = jinja2.meta.find_undeclared_variables(_PARSE_ONLY.parse(text)) - {"user", "event"}
+            names &= where.results if where is not None else names
             out[part] = render(text, user, event, {name: SAMPLE_RESULT for name in names})
         except (TemplateFailed, jinja2.TemplateSyntaxError) as error:
             out["error"] = str(error)
     out["length"] = len(out.get("text", ""))
+    if form.get("text"):
+        out["chips"] = ph.chips(form.get("text", ""), where)
     return out
+
+
+_WHAT = {"text": "message", "title": "title"}  # as the validator names them in its problems
+
+
+async def _step_extras(request: Request, journey: m.Journey, step: m.Step) -> dict[str, Any]:
+    """What the message, update and webhook forms offer at this step: the placeholders and
+    results defined before it, the known fields and the known templates."""
+    svc = services(request)
+    known = await svc.call(builder_state(request).fields.get, svc)
+    where = ph.available(journey, step, known)
+    actions, catalog = svc.settings.actions, svc.settings.catalog
+    return {"available": where, "choices": ph.value_choices(where, known),
+            "template_texts": {n: t.text for n, t in actions.templates.items()} if actions else {},
+            "template_names": sorted(catalog.templates or ()) if catalog else []}
+
+
+def _message_view(values: Mapping[str, str], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The step form's typed values, body rows and template choices, from its current fields."""
+    if "available" not in context:
+        return value_rows.view(values)
+    options = ph.template_options(context["template_texts"], context["template_names"], values.get("template", ""))
+    return {**value_rows.view(values), "template_options": options, "kind_labels": value_rows.KIND_LABELS}
 
 
 def _step_panel(request: Request, draft: Any, canvas: cv.Canvas, path: edits.StepPath, values: Mapping[str, str],
@@ -114,7 +154,8 @@ def _step_panel(request: Request, draft: Any, canvas: cv.Canvas, path: edits.Ste
     step = edits.step_at(canvas.journey, path)
     return render_template(request, "step_panel.html", {
         "draft": draft, "canvas": canvas, "path": cv.encode(path), "step": step, "node": _node_at(canvas, path),
-        "values": values, "errors": errors, "preview": preview(values), **context,
+        "values": values, "errors": errors, "preview": preview(values, context.get("available")), **context,
+        **_message_view(values, context),
         "sample_user": values.get("sample_user") or json.dumps(SAMPLE_USER, ensure_ascii=False, indent=1),
         "sample_event": values.get("sample_event") or json.dumps(SAMPLE_EVENT, ensure_ascii=False, indent=1),
     }, status_code=status_code)
@@ -132,23 +173,35 @@ async def step_panel(request: Request) -> Response:
         step = edits.step_at(canvas.journey, path)
     except edits.EditError as error:
         return render_template(request, "panel_message.html", {"message": str(error)}, status_code=404)
-    return _step_panel(request, draft, canvas, path, forms.step_fields(step), [], await _context(request))
+    context = {**await _context(request), **await _step_extras(request, canvas.journey, step)}
+    return _step_panel(request, draft, canvas, path, forms.step_fields(step), [], context)
 
 
 @login_required
 async def step_check(request: Request) -> Response:
     """Validate as the user types: problems and the preview, without saving."""
-    form = fields(await request.form())
+    form, collected = await _collected(request)  # typed values and body rows, as `value` and `body`
+    form, collected = cr.collect(form, collected)  # condition rows, as the text of their field
     draft = await draft_of(request)
     canvas = cv.build(draft.source)
+    where = None
     try:
         path = _path(form)
         if canvas.journey is None:
             raise edits.EditError("the text does not read: fix it in the DSL panel")
         _, errors = check_step(canvas.journey, path, form)
+        where = (await _step_extras(request, canvas.journey, edits.step_at(canvas.journey, path)))["available"]
+        errors = collected or (errors + ph.message_problems(form, where))
     except edits.EditError as error:
         errors = [forms.FieldError("", str(error))]
-    return render_template(request, "step_check.html", {"errors": errors, "preview": preview(form)})
+    return render_template(request, "step_check.html", {"errors": errors, "preview": preview(form, where)})
+
+
+async def _collected(request: Request) -> tuple[dict[str, str], list[forms.FieldError]]:
+    """The form with its typed values and body rows folded into the fields `forms` reads,
+    and what they could not say (shown instead of the parser's reading of it)."""
+    posted = await request.form()
+    return value_rows.collect((k, v) for k, v in posted.multi_items() if isinstance(v, str))
 
 
 async def _editable(request: Request) -> tuple[dict[str, str], Any, cv.Canvas, Response | None]:
@@ -170,13 +223,17 @@ async def step_apply(request: Request) -> Response:
     if stale is not None:
         return stale
     assert canvas.journey is not None
+    form, collected = await _collected(request)  # typed values and body rows, as `value` and `body`
+    form, collected = cr.collect(form, collected)  # condition rows, as the text of their field
     try:
         path = _path(form)
         edited, errors = check_step(canvas.journey, path, form)
+        step = edits.step_at(canvas.journey, path)
     except edits.EditError as error:
         return workspace(request, draft, canvas, status_code=400, message=str(error))
-    if edited is None:
-        return _step_panel(request, draft, canvas, path, form, errors, await _context(request), status_code=422)
+    if edited is None or collected:
+        context = {**await _context(request), **await _step_extras(request, canvas.journey, step)}
+        return _step_panel(request, draft, canvas, path, form, collected or errors, context, status_code=422)
     response = await save_and_redraw(request, draft, format_journey(edited),
                                      message="Saved." if not errors else "Saved, with problems to fix.")
     return response
@@ -209,6 +266,9 @@ async def settings_apply(request: Request) -> Response:
     if stale is not None:
         return stale
     assert canvas.journey is not None
+    form, unfinished = cr.collect(form)  # condition rows, as the text of their field
+    if unfinished:
+        return _settings_panel(request, draft, form, unfinished, await _context(request), canvas, status_code=422)
     edited, errors = forms.settings_from_fields(canvas.journey, form)
     if edited is None:
         return _settings_panel(request, draft, form, errors, await _context(request), canvas, status_code=422)

@@ -22,6 +22,7 @@ from dsl import JourneyError, compile_source
 
 from . import canvas as cv
 from . import simulation_work as work
+from . import split_choices as arms
 from .editor import draft_of, fields
 from .outcome import difference
 from .params import whole
@@ -59,6 +60,13 @@ def _events_text(ready: Ready) -> str:
     return format_events([TimedEvent(start + e.after, e.name, e.properties) for e in ready.events], start)
 
 
+def _splits(source: str) -> list[arms.SplitChoice]:
+    try:
+        return arms.split_choices(compile_source(source))
+    except JourneyError:
+        return []
+
+
 def _journey_zone(source: str) -> str | None:
     try:
         return compile_source(source).timezone
@@ -69,8 +77,10 @@ def _journey_zone(source: str) -> str | None:
 def _form(request: Request, slug: str, source: str, values: dict[str, str], note: str | None = None,
           status_code: int = 200) -> Response:
     ready = _ready(source)
+    splits = _splits(source)
     return render(request, "simulation_form.html", {
-        "slug": slug, "values": values, "ready": ready, "note": note, "kinds": work.IDENTITY_KINDS,
+        "slug": slug, "values": {**values, **arms.chosen(values, splits)}, "ready": ready, "note": note,
+        "splits": splits, "kinds": work.IDENTITY_KINDS,
         "max_events": MAX_EVENTS, "max_days": MAX_HORIZON.days, "zone": _journey_zone(source) or "UTC",
     }, status_code=status_code)
 
@@ -107,6 +117,15 @@ async def ready_list(request: Request) -> Response:
 
 
 @login_required
+async def arm_choices(request: Request) -> Response:
+    """The splits' arm choices again, after the journey changed, keeping what was chosen."""
+    draft = await draft_of(request)
+    splits = _splits(draft.source)
+    values = dict(request.query_params)
+    return render(request, "simulation_arms.html", {"splits": splits, "values": arms.chosen(values, splits)})
+
+
+@login_required
 async def load_profile(request: Request) -> Response:
     """A real profile's traits, tags, zone and identities, in place of the sample's fields."""
     await draft_of(request)
@@ -122,7 +141,8 @@ async def load_profile(request: Request) -> Response:
         "values": profile_fields(found), "loaded": f"{kind} {value}", "missing": None})
 
 
-async def _result(request: Request, source: str, given: SimulationInput) -> dict[str, Any]:
+async def _result(request: Request, source: str, given: SimulationInput,
+                  forced: dict[str, int] | None = None) -> dict[str, Any]:
     """The result partial's context: the outcome, or the problems that kept it from running."""
     built = cv.build(source)
     if not built.valid:
@@ -130,7 +150,7 @@ async def _result(request: Request, source: str, given: SimulationInput) -> dict
         return {"refused": f"The journey text has {count} problem{'s' if count != 1 else ''}: fix "
                            f"{'them' if count != 1 else 'it'} (listed under the text) to simulate."}
     try:
-        done = await services(request).call(work.run, source, given)
+        done = await services(request).call(work.run, source, given, forced)
     except InputProblems as problems:
         return {"problems": problems.problems}
     except JourneyError as error:
@@ -142,9 +162,11 @@ async def _result(request: Request, source: str, given: SimulationInput) -> dict
 async def simulate(request: Request) -> Response:
     """Run the draft for the form's sample and events."""
     draft = await draft_of(request)
-    given = SimulationInput.of(fields(await request.form()))
+    form = fields(await request.form())
+    forced = arms.forced_arms(form, _splits(draft.source))
     return render(request, "simulation_result.html", {"rev": cv.rev(draft.source),
-                                                      **await _result(request, draft.source, given)})
+                                                      **await _result(request, draft.source, SimulationInput.of(form),
+                                                                      forced)})
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -214,9 +236,11 @@ async def run_scenario(request: Request) -> Response:
     if scenario is None:
         return await _scenario_list(request, "That scenario no longer exists.", 404)
     given = SimulationInput.of(scenario.input)
-    values = {**given.fields, "scenario_name": scenario.name, "ready": ""}
+    splits = _splits(draft.source)
+    values = {**given.fields, "scenario_name": scenario.name, "ready": "", **arms.chosen({}, splits)}
     return render(request, "simulation_loaded.html", {
-        "slug": draft.slug, "values": values, "ready": _ready(draft.source), "note": f"Scenario “{scenario.name}”.",
+        "slug": draft.slug, "values": values, "ready": _ready(draft.source), "splits": splits,
+        "note": f"Scenario “{scenario.name}”.",
         "kinds": work.IDENTITY_KINDS, "max_events": MAX_EVENTS, "max_days": MAX_HORIZON.days,
         "zone": _journey_zone(draft.source) or "UTC", "rev": cv.rev(draft.source),
         **await _result(request, draft.source, given)})
@@ -254,6 +278,7 @@ ROUTES: list[BaseRoute] = [  # relative to /builder
     Route(f"{_JOURNEY}/simulate", simulate, methods=["POST"]),
     Route(f"{_JOURNEY}/simulate/ready", ready_events, methods=["GET"]),
     Route(f"{_JOURNEY}/simulate/ready-list", ready_list, methods=["GET"]),
+    Route(f"{_JOURNEY}/simulate/arms", arm_choices, methods=["GET"]),
     Route(f"{_JOURNEY}/simulate/profile", load_profile, methods=["GET"]),
     Route(f"{_JOURNEY}/scenarios", scenario_list, methods=["GET"]),
     Route(f"{_JOURNEY}/scenarios", save_scenario, methods=["POST"]),

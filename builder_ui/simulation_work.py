@@ -9,6 +9,7 @@ identities, never its history) and the scenarios are read from, or written to, t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +38,14 @@ class Run:
     zone_name: str
 
 
-def run(source: str, given: SimulationInput) -> Run:
-    """Simulate the journey text for the input's profile and events; raises `InputProblems`
-    (the input) or `JourneyError` (the text)."""
+def run(source: str, given: SimulationInput, forced_arms: Mapping[str, int] | None = None) -> Run:
+    """Simulate the journey text for the input's profile and events, down the split arms
+    `forced_arms` names (split id -> arm position; the others as assigned); raises
+    `InputProblems` (the input) or `JourneyError` (the text)."""
     journey = compile_source(source)
     profile, events, zone = given.read(journey.timezone)
-    lines = simulate([source], messages_of(events, profile.user_id), trace=True, seeds=[profile])
+    lines = simulate([source], messages_of(events, profile.user_id), trace=True, seeds=[profile],
+                     forced_arms=forced_arms)
     quiet = format_setting(journey.quiet_hours).removeprefix("quiet hours ") if journey.quiet_hours else None
     ours = [line for line in lines if line.get("user_id") == profile.user_id]
     titles = {node.id: step_title(node) for node in journey.nodes.values()}

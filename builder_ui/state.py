@@ -1,5 +1,5 @@
-"""What the builder keeps in memory for the life of the app: the login throttle and the cache
-of form suggestions. Kept on the app's state, so two apps in one process (tests) share nothing."""
+"""What the builder keeps in memory for the life of the app: the login throttle and the caches
+of form suggestions and condition fields. Kept on the app's state, so two apps in one process (tests) share nothing."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from .drafts import SuggestionCache
+from .field_catalog import FieldCache
 from .throttle import LoginThrottle
 
 
@@ -15,6 +16,7 @@ from .throttle import LoginThrottle
 class BuilderState:
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     suggestions: SuggestionCache = field(default_factory=SuggestionCache)
+    fields: FieldCache = field(default_factory=FieldCache)  # what conditions can be about, with types
 
 
 def builder_state(request: Request) -> BuilderState:

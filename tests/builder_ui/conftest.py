@@ -20,6 +20,7 @@ import pytest
 from api.settings import Settings
 from builder_ui.passwords import hash_password
 from engine.clock import SystemClock
+from journeyflow.cli import load_catalog
 from storage import connect, migrate, users
 from tests.api.conftest import serve_in_thread
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 USERNAME, PASSWORD = "marketer", "correct horse battery staple"
 CHROMIUM = Path("/usr/bin/chromium")
+EXAMPLES_CATALOG = Path(__file__).resolve().parents[2] / "examples" / "journeys" / "catalog.toml"
 TIMEOUT_MS = 15_000  # for one htmx round trip to show on the page
 HIDDEN_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 REV = re.compile(r'id="rev" name="rev" value="([^"]+)"')
@@ -52,7 +54,8 @@ class Served:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Served]:
     database_url = make_database(tmp_path / "builder.db")
-    running, thread, url = serve_in_thread(Settings(database_url=database_url))
+    catalog = load_catalog(EXAMPLES_CATALOG)  # the fields and types the condition editor offers
+    running, thread, url = serve_in_thread(Settings(database_url=database_url, catalog=catalog))
     try:
         yield Served(url, database_url)
     finally:

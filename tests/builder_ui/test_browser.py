@@ -17,6 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from engine.clock import SystemClock
+from storage import connect, coupons
+
 from .conftest import Served, sign_in
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' brings playwright")
@@ -55,18 +58,40 @@ def edit(page: sync_api.Page, step_id: str, values: dict[str, str], selects: dic
     for name, value in (selects or {}).items():
         form.locator(f'select[name="{name}"]').select_option(value)
     for name, value in values.items():
+        as_text(form, name)
         form.locator(f'[name="{name}"]').fill(value)
     rev = page.locator("#rev").get_attribute("value")
     form.locator("#apply-step").click()
     sync_api.expect(page.locator("#rev")).not_to_have_attribute("value", rev or "")
 
 
+def as_text(scope: sync_api.Locator, name: str) -> None:
+    """A condition editor (rows by default) switched to text, to type the condition in the
+    journey language; nothing for other fields."""
+    editor = scope.locator(f'.cond-editor[data-name="{name}"]')
+    if editor.count():
+        editor.locator(".cond-as-text").click()
+        sync_api.expect(editor.locator("input.cond-text")).to_be_visible()
+
+
+def stock_pool(database_url: str, name: str, codes: int) -> None:
+    db = connect(database_url)
+    try:
+        with db.begin() as conn:
+            coupons.create_pool(conn, name, SystemClock().now())
+            coupons.import_csv(conn, name, (f"{name}-{i}\n" for i in range(codes)))
+    finally:
+        db.dispose()
+
+
 def dsl(page: sync_api.Page) -> str:
     return page.locator("#dsl-text").input_value()
 
 
-def test_a_marketer_builds_publishes_and_edits_the_lens_cross_sell(page: sync_api.Page, artifacts: Path) -> None:
+def test_a_marketer_builds_publishes_and_edits_the_lens_cross_sell(page: sync_api.Page, server: Served,
+                                                                   artifacts: Path) -> None:
     expect = sync_api.expect
+    stock_pool(server.database_url, "LENS_TRIAL", 5)  # the coupon step picks it from the pools that exist
     page.goto("/builder/")
     expect(page).to_have_url(re.compile(r"/builder/login"))
     page.screenshot(path=artifacts / "01-login.png")
@@ -81,9 +106,11 @@ def test_a_marketer_builds_publishes_and_edits_the_lens_cross_sell(page: sync_ap
     page.get_by_role("button", name="Settings", exact=True).click()
     settings = page.locator("#settings-form")
     settings.locator('[name="trigger_event_0"]').fill("purchase")
+    as_text(settings, "trigger_where_0")
     settings.locator('[name="trigger_where_0"]').fill('event.category == "care_solution"')
     settings.locator('[name="goal_name_0"]').fill("bought lenses")
     settings.locator('[name="goal_event_0"]').fill("purchase")
+    as_text(settings, "goal_where_0")
     settings.locator('[name="goal_where_0"]').fill('event.category == "lens"')
     settings.locator('[name="goal_within_0"]').fill("14d")
     settings.locator('[name="quiet_start"]').fill("21:00")
@@ -104,9 +131,9 @@ def test_a_marketer_builds_publishes_and_edits_the_lens_cross_sell(page: sync_ap
     expect(page.locator('.node[data-step-id="split_1"]')).to_be_visible()
     edit(page, "split_1", {"name": "offer test"})
     insert(page, "1.0", 0, "push")
-    edit(page, "push_1", {"template": "lens_intro"}, selects={"content": "template"})
+    edit(page, "push_1", {}, selects={"content": "template", "template": "lens_intro"})
     insert(page, "1.1", 0, "coupon")
-    edit(page, "coupon_1", {"pool": "LENS_TRIAL", "result": "trial"})
+    edit(page, "coupon_1", {"result": "trial"}, selects={"pool": "LENS_TRIAL"})
     insert(page, "1.1", 1, "sms")
     page.locator('.node[data-step-id="sms_1"]').click()
     page.locator('#step-form [name="text"]').fill("Try lenses free with code {{ trial.code }}")
@@ -127,6 +154,8 @@ def test_a_marketer_builds_publishes_and_edits_the_lens_cross_sell(page: sync_ap
     page.screenshot(path=artifacts / "03-canvas.png", full_page=True)
 
     page.locator("#publish").click()
+    expect(page.locator("#publish-review .review-problem")).to_have_count(0)
+    page.locator("#confirm-publish").click()
     expect(page.locator("#status .badge")).to_have_text("live")
     expect(page.locator("#status .version")).to_contain_text("live v1")
 
@@ -140,7 +169,8 @@ def test_a_marketer_builds_publishes_and_edits_the_lens_cross_sell(page: sync_ap
     row.get_by_role("link").click()
     area = page.locator("#dsl-text")
     area.fill(EXPECTED.replace("@wait_1 wait 2d", "@wait_1 wait 3d"))
-    expect(page.locator('.node[data-step-id="wait_1"] .summary')).to_have_text("wait 3d")
+    expect(page.locator('.node[data-step-id="wait_1"] .sentence')).to_have_text("Wait 3 days")
+    expect(page.locator('.node[data-step-id="wait_1"] .summary')).to_have_text("wait 3d")  # the DSL, small
     area.fill(EXPECTED.replace("{{ trial.code }}", "{{ trail.code }}"))
     broken = page.locator('.step[data-step-id="sms_1"]')
     expect(broken).to_have_class(re.compile("has-problem"))
@@ -148,11 +178,13 @@ def test_a_marketer_builds_publishes_and_edits_the_lens_cross_sell(page: sync_ap
     expect(page.locator("#problems")).to_contain_text("line 12")
     area.fill(EXPECTED.replace("@wait_1 wait 2d", "@wait_1 wait 2 dayz"))
     expect(page.locator('.step[data-step-id="wait_1"]')).to_have_class(re.compile("broken"))
-    expect(page.locator('.step[data-step-id="wait_1"] .problem-text')).to_contain_text("line 6")
+    expect(page.locator('.step[data-step-id="wait_1"] .problem-text')).to_contain_text("does not read")
+    expect(page.locator('.step[data-step-id="wait_1"] .problem-text')).not_to_contain_text("line")
     expect(page.locator('.node[data-step-id="tag_1"]')).to_be_visible()  # the rest is still drawn
     page.screenshot(path=artifacts / "05-syntax-error-on-step.png", full_page=True)
     page.locator("#publish").click()
-    expect(page.locator("#toast")).to_contain_text("Not published")
+    expect(page.locator("#publish-review .review-problem").last).to_contain_text("text does not read")
+    expect(page.locator("#confirm-publish")).to_be_disabled()
 
 
 def test_wrong_passwords_are_refused_and_changes_need_the_csrf_token(page: sync_api.Page, server: Served) -> None:

@@ -49,6 +49,7 @@ def test_step_counts_move_on_the_canvas_the_report_draws_them_and_versions_compa
     type_text(page, JOURNEY)
     expect(page.locator('.node[data-step-id="rest"]')).to_be_visible()
     page.locator("#publish").click()
+    page.locator("#publish-review #confirm-publish").click()
     expect(page.locator("#status .version")).to_contain_text("live v1")
     expect(page.locator("#live-summary")).to_contain_text("v1")
     expect(counts(page, "welcome", "entered")).to_have_text("0")
@@ -91,6 +92,7 @@ def test_step_counts_move_on_the_canvas_the_report_draws_them_and_versions_compa
     type_text(page, SECOND)  # the edit redraws the canvas; its counts come back at once, not at the next poll
     expect(counts(page, "welcome", "entered")).to_have_text(str(USERS), timeout=3_000)
     page.locator("#publish").click()
+    page.locator("#publish-review #confirm-publish").click()
     expect(page.locator("#status .version")).to_contain_text("live v2")
     expect(page.locator("#live-summary")).to_contain_text("v1–v2")
     page.get_by_role("link", name="Versions").click()

@@ -124,3 +124,40 @@ def add_customer(database_url: str) -> None:
         conn.execute(insert(identities), [{"kind": "user_id", "value": "u-200", "profile_id": profile_id},
                                           {"kind": "phone", "value": "13800000200", "profile_id": profile_id}])
     db.dispose()
+
+
+AB = (ROOT / "examples/journeys/ab_message_test.journey").read_text(encoding="utf-8")
+
+
+def test_a_marketer_sends_the_simulated_person_down_the_split_branch_they_pick(page: sync_api.Page) -> None:
+    expect = sync_api.expect
+    sign_in(page)
+    page.get_by_label("New journey").fill("A/B: first-order offer")
+    page.get_by_role("button", name="Create").click()
+    page.locator("#dsl-text").fill(AB)
+    expect(page.locator('.node[data-step-id="free_shipping_push"]')).to_be_visible()
+
+    form = page.locator("#sim-form")
+    branch = form.get_by_label("first-order offer")
+    expect(branch).to_have_value("")  # as assigned, as live
+    form.get_by_label("Traits").fill("first_name = Lin\npush_token = tok-1\n")
+    form.get_by_label("Events").fill("+0m signup\n")
+    choices = (("Control · 10% (arm_control)", None, None),
+               ("B · 45% (arm_free_shipping)", "template free_shipping_offer", "free_shipping_push"),
+               ("A · 45% (arm_coupon)", "FIRST_ORDER_20-0001", "coupon"))
+    for choice, shown, visited in choices:
+        branch.select_option(label=choice)
+        form.get_by_role("button", name="Run simulation").click()
+        arm = choice.split("(")[1].rstrip(")")
+        expect(page.locator("#sim-result .sim-path")).to_contain_text(f"took arm offer_test.{arm}")
+        messages = page.locator("#sim-result .sim-message")
+        if shown is None:
+            expect(messages).to_have_count(0)
+        else:
+            expect(messages.first).to_contain_text(shown)
+            expect(page.locator(f'.step[data-step-id="{visited}"] > .node')).to_have_class(re.compile("sim-visited"))
+
+    # The choice stays when the journey changes and the panel follows it.
+    page.locator("#dsl-text").fill(AB.replace("首单立减 20 元", "首单立减 25 元"))
+    expect(page.locator("#sim-result")).to_contain_text("首单立减 25 元")  # rerun down the chosen branch
+    expect(form.get_by_label("first-order offer")).to_have_value("0")

@@ -3,8 +3,11 @@ back (so the DSL text can stay the source of truth), and each edit does what it 
 
 from __future__ import annotations
 
+import html
 import math
+import re
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +17,9 @@ from dsl import model as m
 from dsl.formatter import format_journey
 from dsl.parser import parse
 from tests.dsl.strategies import journeys, steps
+
+from .conftest import Builder
+from .test_routes import create
 
 PROPERTIES = settings(max_examples=50, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -87,7 +93,10 @@ def test_branches_added_and_removed_roundtrip_and_keep_split_shares(journey: m.J
     assert len(m.child_blocks(grown)) == len(m.child_blocks(step)) + 1
     if isinstance(step, m.Split):
         assert isinstance(grown, m.Split)
-        assert math.isclose(sum(a.percent for a in grown.arms), sum(a.percent for a in step.arms))
+        before = sum(a.percent for a in step.arms)
+        assert math.isclose(sum(a.percent for a in grown.arms), max(before, 100))  # the new arm fills to 100%
+        changed = [i for i, (a, b) in enumerate(zip(step.arms, grown.arms, strict=False)) if a != b]
+        assert len(changed) <= 1 and (not changed or before >= 100)  # at most the donor gives up a share
     branch = data.draw(st.integers(0, len(m.child_blocks(grown)) - 1))
     try:
         removed = edits.remove_branch(added, path, branch)
@@ -146,20 +155,48 @@ def test_inserting_into_a_bare_pass_replaces_it() -> None:
     assert edits.block_at(filled, (1, 0)) == (m.ExitStep(label="z"),)
 
 
-def test_a_new_split_arm_takes_half_of_the_largest_share() -> None:
-    journey = parse('journey "S"\n  trigger api\n\n  @s split "t":\n    70%:\n      pass\n'
-                    '    30% control:\n      pass\n')
+def _split(*arms: str) -> m.Journey:
+    return parse('journey "S"\n  trigger api\n\n  @s split "t":\n'
+                 + "".join(f"    {arm}:\n      pass\n" for arm in arms))
+
+
+def test_a_new_split_arm_takes_half_of_the_largest_share_when_the_others_fill_100() -> None:
+    journey = _split("70%", "30% control")
     split = edits.step_at(edits.add_branch(journey, (0,)), (0,))
     assert isinstance(split, m.Split)
     assert [(a.percent, a.control) for a in split.arms] == [(35.0, False), (30.0, True), (35.0, False)]
+    assert edits.branch_added(edits.step_at(journey, (0,))) == (
+        "New branch C gets 35%, half of branch A's share (now 35%); the other branches keep theirs. "
+        "Change the shares in the split's form.")
 
 
-def test_an_if_gains_an_else_first_then_elifs() -> None:
-    journey = edits.remove_branch(parse(SOURCE), (1,), 1)
-    with_else = edits.step_at(edits.add_branch(journey, (1,)), (1,))
-    assert isinstance(with_else, m.If) and with_else.otherwise == m.Branch((m.Pass(),))
+def test_a_new_split_arm_keeps_the_other_shares_and_leaves_the_smaller_ones_alone() -> None:
+    split = edits.step_at(edits.add_branch(_split("40%", "35%", "25%"), (0,)), (0,))
+    assert isinstance(split, m.Split)
+    assert [a.percent for a in split.arms] == [20.0, 35.0, 25.0, 20.0]
+
+
+def test_a_new_split_arm_gets_what_the_others_leave_to_100() -> None:
+    journey = _split("60%", "30%")
+    split = edits.step_at(edits.add_branch(journey, (0,)), (0,))
+    assert isinstance(split, m.Split)
+    assert [a.percent for a in split.arms] == [60.0, 30.0, 10.0]
+    assert edits.branch_added(edits.step_at(journey, (0,))).startswith("New branch C gets 10%, what the others left")
+
+
+def test_the_control_keeps_its_size_unless_it_is_all_there_is() -> None:
+    assert edits.new_arm_share((m.SplitArm(90, True, ()), m.SplitArm(10, False, ()))) == (5.0, 1)
+    assert edits.new_arm_share((m.SplitArm(100, True, ()),)) == (50.0, 0)
+
+
+def test_plus_branch_on_an_if_adds_an_else_if_before_the_else_that_nobody_takes_yet() -> None:
     with_elif = edits.step_at(edits.add_branch(parse(SOURCE), (1,)), (1,))
     assert isinstance(with_elif, m.If) and len(with_elif.arms) == 2
+    assert with_elif.arms[1].condition == m.Lit(False)
+    assert with_elif.otherwise == edits.step_at(parse(SOURCE), (1,)).otherwise  # type: ignore[union-attr]
+    without_else = edits.remove_branch(parse(SOURCE), (1,), 1)
+    grown = edits.step_at(edits.add_branch(without_else, (1,)), (1,))
+    assert isinstance(grown, m.If) and len(grown.arms) == 2 and grown.otherwise is None
 
 
 def test_replacing_settings_keeps_goal_exits_and_schedule_zones() -> None:
@@ -178,3 +215,66 @@ def test_a_calendar_wait_moves_and_roundtrips_as_a_calendar_wait() -> None:
     roundtrips(moved)
     assert edits.step_at(moved, (1, 1, 0)) == m.Wait(2 * 86_400, calendar=True, label="later")
     assert "  @later wait 2 days\n" in format_journey(moved)
+
+
+# --------------------------------------------------------------------------- over HTTP: undo, insert, + branch
+
+REV_SOURCE = re.compile(r'id="rev" name="rev" value="([^"]+)" data-source="([^"]*)"( data-refused)?')
+
+
+def _rev_and_source(response: httpx.Response) -> tuple[str, str, bool]:
+    found = REV_SOURCE.search(response.text)
+    assert found is not None, response.text[:500]
+    return found.group(1), html.unescape(found.group(2)), found.group(3) is not None
+
+
+def _journey(b: Builder, source: str) -> tuple[str, str]:
+    slug = create(b, "Edits")
+    csrf = b.csrf(f"/builder/journeys/{slug}")
+    assert b.htmx(f"/builder/journeys/{slug}/text", {"source": source}, csrf).status_code == 200
+    return slug, csrf
+
+
+def test_restore_saves_an_earlier_text_only_over_the_text_the_window_shows(signed_in: Builder) -> None:
+    slug, csrf = _journey(signed_in, SOURCE)
+    base = f"/builder/journeys/{slug}"
+    before = signed_in.rev(slug)
+    deleted = signed_in.htmx(f"{base}/delete", {"rev": before, "path": "0"}, csrf)
+    after, shown, refused = _rev_and_source(deleted)
+    assert "@a wait" not in shown and not refused
+
+    undone = signed_in.htmx(f"{base}/restore", {"rev": after, "source": SOURCE, "direction": "undo"}, csrf)
+    assert undone.status_code == 200 and "Undone." in undone.text
+    rev, shown, refused = _rev_and_source(undone)
+    assert shown == SOURCE and rev == before and not refused
+    assert 'hx-target="#dsl-text"' in undone.text  # the whole workspace, text included
+
+    # Another window saves meanwhile: this window's redo (made on `before`) is refused.
+    signed_in.htmx(f"{base}/text", {"source": SOURCE.replace('"hi"', '"hello"')}, csrf)
+    redo = signed_in.htmx(f"{base}/restore", {"rev": before, "source": "whatever", "direction": "redo"}, csrf)
+    assert redo.status_code == 409 and "The journey changed in another window" in redo.text
+    _, shown, refused = _rev_and_source(redo)
+    assert '"hello"' in shown and refused
+    assert signed_in.htmx(f"{base}/restore", {"rev": before, "source": SOURCE}).status_code == 403  # no token
+
+
+def test_an_insert_answers_with_the_new_steps_form_on_its_way(signed_in: Builder) -> None:
+    slug, csrf = _journey(signed_in, SOURCE)
+    base = f"/builder/journeys/{slug}"
+    inserted = signed_in.htmx(f"{base}/insert", {"rev": signed_in.rev(slug), "kind": "tag", "block": "1.0",
+                                                 "index": "1"}, csrf)
+    assert inserted.status_code == 200
+    assert f'hx-get="{base}/step?path=1.0.1" hx-trigger="load"' in inserted.text
+    emptied = edits.delete_step(parse(SOURCE), (1, 0, 0))
+    assert edits.inserted_at(emptied, (1, 0), 1) == (1, 0, 0)  # a bare pass is replaced: first place
+    assert edits.inserted_at(parse(SOURCE), (), 3) == (3,)
+
+
+def test_plus_branch_says_where_the_new_arms_share_came_from(signed_in: Builder) -> None:
+    slug, csrf = _journey(signed_in, 'journey "S"\n  trigger api\n\n  @s split "t":\n    50%:\n      pass\n'
+                                     '    50%:\n      pass\n')
+    added = signed_in.htmx(f"/builder/journeys/{slug}/branches/add", {"rev": signed_in.rev(slug), "path": "0"}, csrf)
+    shown = html.unescape(added.text)
+    assert "New branch C gets 25%, half of branch A's share (now 25%); the other branches keep theirs." in shown
+    _, source, _ = _rev_and_source(added)
+    assert "    25%:\n      pass\n    50%:\n      pass\n    25%:\n      pass\n" in source

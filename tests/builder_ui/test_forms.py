@@ -168,7 +168,7 @@ def test_the_settings_panel_shows_the_choices_and_applying_them_writes_the_dsl(s
     panel = signed_in.client.get(f"/builder/journeys/{slug}/settings", headers={"HX-Request": "true"}).text
     assert "keep going" in panel and "end the journey for this person" in panel
     assert "each person&#39;s local time" in panel
-    assert "the same moment for everyone (journey time zone)" in panel
+    assert "the same moment for everyone (UTC time)" in panel  # no journey zone: the installation's
     assert [_selected(panel, f"goal_end_{i}") for i in range(2)] == ["exit", ""]
     assert [_selected(panel, f"trigger_zone_{i}") for i in range(3)] == ["", "journey", "user"]
 
@@ -210,3 +210,82 @@ def test_the_step_check_puts_a_calendar_wait_of_hours_on_the_duration_field(sign
         signed_in.csrf())
     assert 'data-field="duration"' in checked.text
     assert "counts whole days" in checked.text
+
+
+# --------------------------------------------------------------------------- problems under the right field
+
+SETTINGS = """journey "Fields"
+  trigger event "purchase" where event.amount > 10
+  trigger schedule "0 9 * * *"
+  audience user.total_spend >= 0
+  entry once every 30d
+  exit on event "unsubscribe" where event.channel == "sms"
+  goal "bought" on event "purchase" where event.amount > 0 within 14d
+  quiet hours 21:00-09:00
+  timezone "Asia/Shanghai"
+  frequency cap 3 messages per 7d
+
+  pass
+"""
+LINE_TALK = re.compile(r"\bline\b|\bcolumn\b")
+
+
+@pytest.mark.parametrize(("field", "bad"), [
+    ("trigger_where_0", "event.amount >"),
+    ("trigger_where_0", "nobody.knows == 1"),
+    ("trigger_cron_1", "every morning"),
+    ("audience", "user.total_spend >"),
+    ("entry_every", "3x"),
+    ("entry_every", "0s"),
+    ("exit_where_0", "== 2"),
+    ("goal_within_0", "2 fortnights"),
+    ("goal_within_0", "0s"),
+    ("goal_where_0", "event.amount >"),
+    ("quiet_start", "25:00"),
+    ("quiet_end", "9am"),
+    ("timezone", "Mars/Olympus"),
+    ("cap_count_0", "three"),
+    ("cap_count_0", "0"),
+    ("cap_per_0", "weekly"),
+    ("cap_per_0", "0s"),
+])
+def test_a_bad_setting_is_reported_on_its_own_field_without_line_talk(field: str, bad: str) -> None:
+    journey = parse(SETTINGS)
+    edited, errors = forms.settings_from_fields(journey, forms.settings_fields(journey) | {field: bad})
+    assert edited is None
+    assert errors and {e.field for e in errors} == {field}, errors
+    assert not any(LINE_TALK.search(e.message + (e.hint or "")) for e in errors), errors
+
+
+def test_a_goal_named_twice_points_at_the_second_name_and_says_row_not_line() -> None:
+    journey = parse(SETTINGS)
+    values = forms.settings_fields(journey) | {"goal_name_1": "bought", "goal_kind_1": "event",
+                                               "goal_event_1": "purchase", "goal_within_1": "7d"}
+    edited, errors = forms.settings_from_fields(journey, values)
+    assert edited is None and [e.field for e in errors] == ["goal_name_1"]
+    assert "another row" in (errors[0].hint or "") and not LINE_TALK.search(errors[0].hint or "")
+
+
+def test_a_problem_the_flow_has_does_not_stop_the_settings() -> None:
+    journey = parse('journey "J"\n  trigger event "signup"\n\n  send sms "Hi {{ nobody.name }}"\n')
+    edited, errors = forms.settings_from_fields(journey, forms.settings_fields(journey) | {"name": "K"})
+    assert errors == [] and edited is not None and edited.name == "K"
+
+
+@pytest.mark.parametrize(("message", "shown"), [
+    ("unexpected end of line; expected a duration", "unexpected the end; expected a duration"),
+    ("expected a duration like 2d, the end of the line", "expected a duration like 2d, the end"),
+    ("the first is on line 7", "the first is in another row"),
+    ("bad value (line 3, column 9)", "bad value"),
+    ("no such thing on line 12", "no such thing"),
+])
+def test_forms_messages_drop_lines_and_columns(message: str, shown: str) -> None:
+    assert forms.plain(message) == shown
+
+
+def test_a_step_fields_problem_is_plain_and_on_its_field() -> None:
+    step, errors = forms.step_from_fields(m.WaitForEvent("purchase", None, DAY, None, None, label="w"),
+                                          {"label": "w", "event": "purchase", "where": "event.amount >",
+                                           "timeout": "2d"})
+    assert step is None and [e.field for e in errors] == ["where"]
+    assert not LINE_TALK.search(errors[0].message)

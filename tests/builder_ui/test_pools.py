@@ -1,10 +1,13 @@
 """The builder's coupon pools page over HTTP: behind the login and CSRF, it lists the pools with
-their free codes and setting, creates a pool, and changes how many codes one person may hold."""
+their free codes and setting, creates a pool, changes how many codes one person may hold, and
+stocks a pool from a CSV file; the coupon step's form offers the pools with their free codes."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+
+import httpx
 
 from storage import connect, coupons
 
@@ -119,3 +122,63 @@ def test_names_are_shown_as_text(signed_in: Builder) -> None:
     assert refused.status_code == 422
     assert "<script>x</script>" not in refused.text
     assert "&lt;script&gt;x&lt;/script&gt;" in refused.text  # kept in the field, escaped
+
+
+# ------------------------------------------------------------------ stocking a pool from a CSV file
+
+
+def upload(b: Builder, pool: str, content: bytes, token: str | None = None) -> httpx.Response:
+    return b.client.post(f"/builder/pools/{pool}/codes", data={"csrf_token": token or b.csrf("/builder/pools")},
+                         files={"codes": ("codes.csv", content, "text/csv")})
+
+
+def test_a_csv_file_stocks_a_pool_and_says_what_it_added_and_skipped(signed_in: Builder) -> None:
+    stock(signed_in, "LENS", 1, "one")  # holds LENS-0 already
+    done = upload(signed_in, "LENS", b"code,expires_at\nLENS-0\nA-1,2026-12-31T23:59:59+08:00\nA-2\nA-2\n")
+    assert done.status_code == 303
+    assert done.headers["location"] == "/builder/pools?stocked=LENS&added=2&skipped=2#pool-LENS"
+    assert settings(signed_in) == {"LENS": ("one", 3)}
+    page = signed_in.client.get(done.headers["location"]).text
+    assert "Added 2 codes to LENS; 2 already in the pool (or twice in the file) were skipped." in page
+    row = re.search(r'<tr id="pool-LENS">\s*<th scope="row">LENS</th>\s*<td class="num">(\d+)</td>', page)
+    assert row is not None and row.group(1) == "3"
+
+
+def test_a_bad_file_adds_nothing_and_says_which_line_is_wrong(signed_in: Builder) -> None:
+    stock(signed_in, "LENS", 0, "one")
+    token = signed_in.csrf("/builder/pools")
+    cases = [
+        (b"code\nGOOD-1\nhas space\n", "line 3: not a code"),
+        (b"coupon\nX\n", "line 1: the first line must be the header"),
+        (b"code\nGOOD-1\n\xff\xfe\n", "line 3: not UTF-8 text"),
+        (b"", "Choose a CSV file"),
+    ]
+    for content, message in cases:
+        refused = upload(signed_in, "LENS", content, token) if content else signed_in.client.post(
+            "/builder/pools/LENS/codes", data={"csrf_token": token}, files={"codes": ("", b"", "text/csv")})
+        assert (refused.status_code, message in refused.text) == (422, True), (content, refused.text[-600:])
+        assert "Nothing was added" in refused.text or not content
+    assert settings(signed_in) == {"LENS": ("one", 0)}
+    assert upload(signed_in, "GONE", b"code\nX\n", token).status_code == 422
+
+
+def test_an_upload_needs_the_token(signed_in: Builder) -> None:
+    stock(signed_in, "LENS", 0, "one")
+    refused = signed_in.client.post("/builder/pools/LENS/codes", files={"codes": ("c.csv", b"code\nX\n", "text/csv")})
+    assert refused.status_code == 403
+    assert settings(signed_in) == {"LENS": ("one", 0)}
+
+
+def test_the_coupon_step_offers_the_pools_with_their_free_codes(signed_in: Builder) -> None:
+    stock(signed_in, "LENS_TRIAL_STORE", 1200, "one")
+    stock(signed_in, "GIFT", 0, "unlimited")
+    response = signed_in.client.post("/builder/journeys", data={"name": "Coupons", "csrf_token": signed_in.csrf()})
+    slug = str(response.headers["location"]).rsplit("/", 1)[-1]
+    text = 'journey "Coupons"\n  trigger api\n\n  @trial issue coupon "LENS_TRAIL" as trial\n'
+    assert signed_in.htmx(f"/builder/journeys/{slug}/text", {"source": text}, signed_in.csrf()).status_code == 200
+    panel = signed_in.client.get(f"/builder/journeys/{slug}/step", params={"path": "0"}).text
+    options = re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>',
+                         re.search(r'<select name="pool">(.*?)</select>', panel, re.S).group(1))  # type: ignore[union-attr]
+    assert options == [("LENS_TRAIL", " selected", "LENS_TRAIL · does not exist"), ("GIFT", "", "GIFT · 0 free"),
+                       ("LENS_TRIAL_STORE", "", "LENS_TRIAL_STORE · 1,200 free")]
+    assert 'href="/builder/pools?name=LENS_TRAIL"' in panel

@@ -72,7 +72,7 @@ def publish(b: Builder, source: str, name: str = "Lens offer") -> str:
     slug = str(response.headers["location"]).rsplit("/", 1)[-1]
     csrf = b.csrf()
     assert b.htmx(f"/builder/journeys/{slug}/text", {"source": source}, csrf).status_code == 200
-    assert b.htmx(f"/builder/journeys/{slug}/publish", {}, csrf).status_code == 200
+    assert b.htmx(f"/builder/journeys/{slug}/publish", {"rev": b.rev(slug)}, csrf).status_code == 200
     return slug
 
 
@@ -165,7 +165,7 @@ def test_versions_list_who_published_and_compare_two(signed_in: Builder, server:
     eventually(lambda: step_counts(signed_in, slug).get("rest", ("", "", ""))[1] == "3")
     csrf = signed_in.csrf()
     assert signed_in.htmx(f"/builder/journeys/{slug}/text", {"source": SECOND}, csrf).status_code == 200
-    assert signed_in.htmx(f"/builder/journeys/{slug}/publish", {}, csrf).status_code == 200
+    assert signed_in.htmx(f"/builder/journeys/{slug}/publish", {"rev": signed_in.rev(slug)}, csrf).status_code == 200
 
     listing = signed_in.client.get(f"/builder/journeys/{slug}/versions").text
     v1 = listing.split('data-version="1"', 1)[1].split("</tr>", 1)[0]

@@ -111,7 +111,7 @@ def test_a_publish_with_problems_is_refused_and_shows_them_on_the_steps(signed_i
     csrf = signed_in.csrf()
     text = 'journey "Broken"\n  trigger api\n\n  @hello send sms "Hi {{ nobody.name }}"\n'
     signed_in.htmx(f"/builder/journeys/{slug}/text", {"source": text}, csrf)
-    refused = signed_in.htmx(f"/builder/journeys/{slug}/publish", {}, csrf)
+    refused = signed_in.htmx(f"/builder/journeys/{slug}/publish", {"rev": signed_in.rev(slug)}, csrf)
     assert refused.status_code == 422
     assert "Not published" in refused.text
     assert 'class="step has-problem" data-path="0" data-step-id="hello"' in refused.text
@@ -121,7 +121,9 @@ def test_a_publish_with_problems_is_refused_and_shows_them_on_the_steps(signed_i
 def test_a_publish_from_the_builder_records_who_published(signed_in: Builder) -> None:
     slug = create(signed_in, "Signed")
     csrf = signed_in.csrf()
-    published = signed_in.htmx(f"/builder/journeys/{slug}/publish", {}, csrf)
+    text = 'journey "Signed"\n  trigger api\n\n  @hello send sms "Hi"\n'  # a journey of `pass` only is refused
+    signed_in.htmx(f"/builder/journeys/{slug}/text", {"source": text}, csrf)
+    published = signed_in.htmx(f"/builder/journeys/{slug}/publish", {"rev": signed_in.rev(slug)}, csrf)
     assert published.status_code == 200, published.text
     db = connect(signed_in.database_url)
     try:

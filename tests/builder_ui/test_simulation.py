@@ -10,8 +10,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import insert
 
+from builder_ui.sample import SimulationInput, messages_of
+from dsl import compile_source
+from dsl import graph as g
+from engine.splits import choose_arm, pick_arm
+from journeyflow.simulate import SeedProfile, simulate
 from storage import connect
 from storage.tables import identities, profiles
 
@@ -140,3 +147,67 @@ def test_scenarios_rerun_after_an_edit_show_the_difference_and_accept_it(signed_
     assert gone.status_code == 404 and "That scenario no longer exists." in text(gone)
     beyond = signed_in.htmx(f"{base}/scenarios/{2**63}/accept", {}, csrf)  # past the id column's range
     assert beyond.status_code == 404 and "That scenario no longer exists." in text(beyond)
+
+
+# --------------------------------------------------------------------------- choosing a split's arm
+
+AB = (ROOT / "examples/journeys/ab_message_test.journey").read_text(encoding="utf-8")
+AB_INPUT = {"user_id": "u-1", "traits": "first_name = Lin\npush_token = tok-1\n", "tags": "member", "timezone": "",
+            "identities": "", "start": "2026-06-01 10:00", "events": "+0m signup\n"}
+
+
+def arm_taken(user_id: str, forced: dict[str, int] | None) -> str:
+    """The arm of @offer_test the engine's simulation sends `user_id` down."""
+    profile, events, _ = SimulationInput.of({**AB_INPUT, "user_id": user_id}).read("Asia/Shanghai")
+    seed = SeedProfile(profile.user_id, profile.traits, profile.tags, None, ())
+    lines = simulate([AB], messages_of(events, user_id), trace=True, seeds=[seed], forced_arms=forced)
+    return next(str(line["detail"]).split()[0] for line in lines if line.get("trace") == "split")
+
+
+AB_SPLIT = compile_source(AB).nodes["offer_test"]
+
+
+@given(st.text(max_size=20), st.dictionaries(st.text(max_size=12), st.integers(-3, 5), max_size=3))
+def test_only_the_splits_own_forced_arm_changes_the_choice(user: str, forced: dict[str, int]) -> None:
+    assert isinstance(AB_SPLIT, g.SplitNode)
+    live = choose_arm(AB_SPLIT.arms, user, "j", "offer_test")
+    index = forced.get("offer_test")
+    expected = AB_SPLIT.arms[index] if index is not None and 0 <= index < len(AB_SPLIT.arms) else live
+    assert pick_arm(AB_SPLIT.arms, user, "j", "offer_test", forced) == expected
+    assert pick_arm(AB_SPLIT.arms, user, "j", "offer_test", {}) == live
+
+
+def test_a_forced_arm_is_taken_and_as_assigned_is_the_live_hashing() -> None:
+    split = compile_source(AB).nodes["offer_test"]
+    assert isinstance(split, g.SplitNode)
+    for user in ("u-1", "u-2", "u-3", "u-4"):
+        live = choose_arm(split.arms, f"user_id:{user}", "a-b-first-order-offer", "offer_test").id
+        assert arm_taken(user, None) == arm_taken(user, {}) == live
+        for index, arm in enumerate(split.arms):
+            assert arm_taken(user, {"offer_test": index}) == arm.id
+    assert arm_taken("u-1", {"offer_test": 9}) == arm_taken("u-1", None)  # no such arm: as assigned
+
+
+def test_the_panel_offers_each_splits_arms_and_runs_down_the_chosen_one(signed_in: Builder) -> None:
+    slug = create(signed_in)
+    csrf = signed_in.csrf(f"/builder/journeys/{slug}")
+    assert signed_in.htmx(f"/builder/journeys/{slug}/text", {"source": AB}, csrf).status_code == 200
+    base = f"/builder/journeys/{slug}"
+    form = html.unescape(signed_in.client.get(f"{base}/simulate", headers={"HX-Request": "true"}).text)
+    assert '<select id="sim-arm_of_offer_test" name="arm_of_offer_test"' in form
+    assert "as assigned (the person's own branch, as live)" in form
+    assert "A · 45% (arm_coupon)" in form and "Control · 10% (arm_control)" in form
+
+    def run(choice: str | None) -> str:
+        extra = {"arm_of_offer_test": choice} if choice is not None else {}
+        result = signed_in.htmx(f"{base}/simulate", {**AB_INPUT, **extra}, csrf)
+        assert result.status_code == 200
+        return text(result)
+
+    assert "FIRST_ORDER_20-0001" in run("0")  # the coupon arm's SMS
+    assert "free_shipping_offer" in run("1")
+    control = run("2")
+    assert "FIRST_ORDER_20" not in control and "free_shipping_offer" not in control
+    assert run("") == run(None)  # as assigned is what the engine chooses unforced
+    again = signed_in.client.get(f"{base}/simulate/arms", params={"arm_of_offer_test": "1"})
+    assert re.search(r'<option value="1" selected>B · 45%', again.text)
