@@ -1,9 +1,9 @@
 """The dispatcher: sends what the engine put in the outbox, each row once.
 
 A loop of batches. Each batch claims due rows (actions/outbox.py says how that is safe with
-several dispatchers and across crashes), builds every message (actions/compose.py), sends them
-concurrently (at most `concurrency` requests in flight, each provider under its own rate
-limit), and records all outcomes in one transaction:
+several dispatchers and across crashes), builds every message (actions/compose.py, in a worker
+thread, away from the event loop), sends them concurrently (at most `concurrency` requests in
+flight, each provider under its own rate limit), and records all outcomes in one transaction:
 
 - accepted by the provider: `sent`, with the provider's message id;
 - retryable (connect error, 5xx, 429, a timeout where the provider deduplicates): `deferred`
@@ -36,7 +36,7 @@ from .backoff import retry_delay
 from .compose import compose
 from .errors import MessageInvalid, PermanentFailure, RetryableFailure, UncertainOutcome
 from .outbox import Claimed, Outcome
-from .providers import PROVIDERS, Provider, build_provider
+from .providers import PROVIDERS, Delivery, Provider, build_provider
 from .ratelimit import TokenBucket
 from .settings import Settings
 
@@ -99,7 +99,9 @@ class Dispatcher:
         if not claimed:
             return report
         gate = asyncio.Semaphore(policy.concurrency)
-        outcomes = await asyncio.gather(*(self._deliver(row, gate) for row in claimed))
+        built = await asyncio.to_thread(self._compose_all, claimed)
+        outcomes = await asyncio.gather(*(self._deliver(row, gate, message)
+                                          for row, message in zip(claimed, built, strict=True)))
         outbox.record(self.db, outcomes, self.clock.now())
         for row, outcome in zip(claimed, outcomes, strict=True):
             report.statuses[outcome.status] += 1
@@ -124,8 +126,22 @@ class Dispatcher:
             await self.sleep(self.settings.dispatch.poll_seconds)
         return total
 
-    async def _deliver(self, row: Claimed, gate: asyncio.Semaphore) -> Outcome:
-        outcome = await self._attempt(row, gate)
+    def _compose_all(self, rows: list[Claimed]) -> list[Delivery | MessageInvalid]:
+        """Every message of the batch, or why it cannot be built. Run in a worker thread:
+        rendering is the journey author's code, bounded (dsl.templates) but not free, and
+        must never hold the event loop that takes intake and health checks."""
+        built: list[Delivery | MessageInvalid] = []
+        for row in rows:
+            try:
+                built.append(compose(row, self.settings))
+            except MessageInvalid as error:
+                built.append(error)
+        return built
+
+    async def _deliver(self, row: Claimed, gate: asyncio.Semaphore,
+                       message: Delivery | MessageInvalid | None = None) -> Outcome:
+        """Send one row; `message` is what `_compose_all` built for it (built here when not given)."""
+        outcome = await self._attempt(row, gate, message)
         if row.channel != "webhook" or not row.payload.get("await_reply"):
             return outcome
         # The run waits at this step for the answer: hand it over with the outcome, or tell it
@@ -135,15 +151,17 @@ class Dispatcher:
             return replace(outcome, reply=reply, run_id=row.run_id, step_id=row.step_id)
         return outcome
 
-    async def _attempt(self, row: Claimed, gate: asyncio.Semaphore) -> Outcome:
+    async def _attempt(self, row: Claimed, gate: asyncio.Semaphore, message: Delivery | MessageInvalid | None
+                       ) -> Outcome:
         lane = self.lanes.get(row.channel)
         if lane is None:
             return Outcome(row.id, row.attempts, "failed", f"no provider sends {row.channel!r} rows")
         provider = lane.provider
-        try:
-            delivery = compose(row, self.settings)
-        except MessageInvalid as error:
-            return Outcome(row.id, row.attempts, "failed", str(error), provider=provider.name)
+        if message is None:
+            [message] = await asyncio.to_thread(self._compose_all, [row])
+        if isinstance(message, MessageInvalid):
+            return Outcome(row.id, row.attempts, "failed", str(message), provider=provider.name)
+        delivery = message
         await lane.bucket.acquire()
         async with gate:
             if self.clock.now() >= row.lease_until - lane.margin:

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsl import templates as templates_language
+
 from .errors import SettingsInvalid
 
 ENV_PREFIX = "JOURNEYFLOW_ACTIONS__"
@@ -268,9 +270,26 @@ def parse_settings(root: Section) -> Settings:
             allow_hosts=tuple(h.lower() for h in guard.texts("allow_hosts")),
         ),
         channels={name: _channel(root.table(name), name) for name in CHANNELS},
-        templates={name: Template(templates.table(name).text("text"), templates.table(name).text("title", None))
-                   for name in templates.names()},
+        templates={name: _template(templates.table(name)) for name in templates.names()},
     )
+
+
+def _template(section: Section) -> Template:
+    """A named template, read as the journey checker reads a message: one that does not parse,
+    or that a send would refuse (unsafe access, a bound its constants break), is a settings
+    error at start-up, not a failed delivery for every person who reaches the step."""
+    template = Template(section.text("text"), section.text("title", None))
+    for part, text in (("text", template.text), ("title", template.title)):
+        if text is None:
+            continue
+        try:
+            found = templates_language.problems(text)
+        except RecursionError:
+            raise SettingsInvalid(f"{section.key(part)}: the template nests too deeply to be read") from None
+        if found:
+            first = found[0]
+            raise SettingsInvalid(f"{section.key(part)}: {first.message} (line {first.line} of the template)")
+    return template
 
 
 def _network(section: Section, text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

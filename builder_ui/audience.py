@@ -29,7 +29,7 @@ from storage import coupons
 from storage.tables import profiles
 
 from . import canvas as cv
-from . import drafts, sentences
+from . import drafts, offloop, sentences
 from . import review as rv
 from .sessions import login_required
 from .templating import render
@@ -142,7 +142,7 @@ async def review_panel(request: Request) -> Response:
     draft = await svc.call(drafts.load, svc, request.path_params["slug"])
     if draft is None:
         raise HTTPException(404, "no such journey")
-    canvas = cv.build(draft.source)
+    canvas = await offloop.canvas_of(request, draft.source)
     stock = await svc.call(stocked, svc)
     found = None
     if canvas.journey is not None and canvas.parses:

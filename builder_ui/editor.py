@@ -23,7 +23,7 @@ from dsl import model as m
 from dsl.formatter import format_journey
 
 from . import canvas as cv
-from . import drafts, edits, palette
+from . import drafts, edits, offloop, palette
 from .sessions import login_required, session_of
 from .state import builder_state
 from .templating import render
@@ -63,7 +63,7 @@ async def page(request: Request) -> Response:
     draft = await draft_of(request)
     svc = services(request)
     suggestions = await svc.call(builder_state(request).suggestions.get, svc)
-    return render(request, "editor.html", {"draft": draft, "canvas": cv.build(draft.source),
+    return render(request, "editor.html", {"draft": draft, "canvas": await offloop.canvas_of(request, draft.source),
                                            "suggestions": suggestions, "message": None, "panel": None})
 
 
@@ -73,10 +73,12 @@ async def save_and_redraw(request: Request, draft: drafts.Draft, source: str, *,
     try:
         await svc.call(drafts.save, svc, draft.slug, source)
     except drafts.Refused as refused:
-        return workspace(request, draft, cv.build(draft.source), message=refused.detail, status_code=409)
+        return workspace(request, draft, await offloop.canvas_of(request, draft.source), message=refused.detail,
+                         status_code=409)
     saved = drafts.Draft(draft.slug, draft.name, draft.status, draft.live_version,
                          draft.draft_version or (draft.live_version or 0) + 1, source)
-    return workspace(request, saved, cv.build(source), text=text, message=message, panel=panel)
+    return workspace(request, saved, await offloop.canvas_of(request, source), text=text, message=message,
+                     panel=panel)
 
 
 async def apply(request: Request, change: Change, message: str | Said | None = None,
@@ -87,7 +89,7 @@ async def apply(request: Request, change: Change, message: str | Said | None = N
     then."""
     form = fields(await request.form())
     draft = await draft_of(request)
-    current = cv.build(draft.source)
+    current = await offloop.canvas_of(request, draft.source)
     if form.get("rev") != current.rev:
         return workspace(request, draft, current, status_code=409, message=CHANGED_ELSEWHERE)
     if current.journey is None or not current.parses:
@@ -176,7 +178,7 @@ async def restore(request: Request) -> Response:
     window saved since."""
     form = fields(await request.form())
     draft = await draft_of(request)
-    current = cv.build(draft.source)
+    current = await offloop.canvas_of(request, draft.source)
     if form.get("rev") != current.rev:
         return workspace(request, draft, current, status_code=409, message=CHANGED_ELSEWHERE)
     source = form.get("source", "").replace("\r\n", "\n")
@@ -194,10 +196,10 @@ async def text(request: Request) -> Response:
     source = form.get("source", "").replace("\r\n", "\n")
     draft = await draft_of(request)
     if len(source) > MAX_SOURCE_CHARS:
-        return workspace(request, draft, cv.build(draft.source), text=False, status_code=413,
+        return workspace(request, draft, await offloop.canvas_of(request, draft.source), text=False, status_code=413,
                          message=f"The text is longer than {MAX_SOURCE_CHARS:,} characters.")
     if source == draft.source:
-        return workspace(request, draft, cv.build(source), text=False)
+        return workspace(request, draft, await offloop.canvas_of(request, source), text=False)
     return await save_and_redraw(request, draft, source, text=False)
 
 
@@ -210,7 +212,7 @@ async def status(request: Request) -> Response:
 
     action = request.url.path.rsplit("/", 1)[-1]
     draft = await draft_of(request)
-    current = cv.build(draft.source)
+    current = await offloop.canvas_of(request, draft.source)
     svc = services(request)
     if action == "publish":
         if fields(await request.form()).get("rev") != current.rev:
@@ -235,5 +237,5 @@ async def status(request: Request) -> Response:
     except drafts.Refused as refused:
         return workspace(request, draft, current, status_code=409, message=refused.detail)
     draft = await draft_of(request)
-    return workspace(request, draft, cv.build(draft.source), message=done,
+    return workspace(request, draft, await offloop.canvas_of(request, draft.source), message=done,
                      panel="clear" if action == "publish" else None)

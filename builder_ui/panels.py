@@ -13,19 +13,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import jinja2
-import jinja2.meta
 from starlette.requests import Request
 from starlette.responses import Response
 
 from actions.templates import TemplateFailed, render
 from api.services import services
 from dsl import model as m
+from dsl import templates
 from dsl.formatter import format_journey
 
 from . import canvas as cv
 from . import condition_rows as cr
-from . import edits, forms, value_rows
+from . import edits, forms, offloop, value_rows
 from . import placeholders as ph
 from .editor import draft_of, fields, save_and_redraw, workspace
 from .sessions import login_required
@@ -37,7 +36,6 @@ SAMPLE_USER = {"first_name": "Lin", "phone": "+8613800000000", "tags": ["member"
 SAMPLE_EVENT = {"category": "care_solution", "amount": 129, "product_name": "Care solution 360 ml"}
 SAMPLE_RESULT = {"code": "SAMPLE-7Q2K", "expires_at": "2026-12-31T23:59:59+08:00", "reused": False, "status": 200,
                  "body": None}
-_PARSE_ONLY = jinja2.Environment(autoescape=False)
 
 
 def _path(form: Mapping[str, str]) -> edits.StepPath:
@@ -114,10 +112,19 @@ def preview(form: Mapping[str, str], where: ph.Available | None = None) -> dict[
             out["error"] = "; ".join(f"{message} — {hint}" if hint else message for message, hint in problems)
             continue
         try:
-            names = jinja2.meta.find_undeclared_variables(_PARSE_ONLY.parse(text)) - {"user", "event"}
-            names &= where.results if where is not None else names
+            checked = templates.check(text)  # read, never run: the same reading the check makes
+        except RecursionError:
+            out["error"] = "the template nests too deeply to be read"
+            continue
+        if checked.problems:
+            out["error"] = "; ".join(f"{'the template is refused' if p.refused else 'template error'}: {p.message}"
+                                     for p in checked.problems)
+            continue
+        names = set(checked.names - {"user", "event"})
+        names &= where.results if where is not None else names
+        try:
             out[part] = render(text, user, event, {name: SAMPLE_RESULT for name in names})
-        except (TemplateFailed, jinja2.TemplateSyntaxError) as error:
+        except TemplateFailed as error:
             out["error"] = str(error)
     out["length"] = len(out.get("text", ""))
     if form.get("text"):
@@ -164,7 +171,7 @@ def _step_panel(request: Request, draft: Any, canvas: cv.Canvas, path: edits.Ste
 @login_required
 async def step_panel(request: Request) -> Response:
     draft = await draft_of(request)
-    canvas = cv.build(draft.source)
+    canvas = await offloop.canvas_of(request, draft.source)
     query = dict(request.query_params)
     try:
         path = _path(query)
@@ -183,18 +190,19 @@ async def step_check(request: Request) -> Response:
     form, collected = await _collected(request)  # typed values and body rows, as `value` and `body`
     form, collected = cr.collect(form, collected)  # condition rows, as the text of their field
     draft = await draft_of(request)
-    canvas = cv.build(draft.source)
+    canvas = await offloop.canvas_of(request, draft.source)
     where = None
     try:
         path = _path(form)
         if canvas.journey is None:
             raise edits.EditError("the text does not read: fix it in the DSL panel")
-        _, errors = check_step(canvas.journey, path, form)
+        _, errors = await offloop.run(request, check_step, canvas.journey, path, form)
         where = (await _step_extras(request, canvas.journey, edits.step_at(canvas.journey, path)))["available"]
         errors = collected or (errors + ph.message_problems(form, where))
     except edits.EditError as error:
         errors = [forms.FieldError("", str(error))]
-    return render_template(request, "step_check.html", {"errors": errors, "preview": preview(form, where)})
+    return render_template(request, "step_check.html", {"errors": errors,
+                                                        "preview": await offloop.run(request, preview, form, where)})
 
 
 async def _collected(request: Request) -> tuple[dict[str, str], list[forms.FieldError]]:
@@ -209,7 +217,7 @@ async def _editable(request: Request) -> tuple[dict[str, str], Any, cv.Canvas, R
     form was made on another revision of the text or the text does not read."""
     form = fields(await request.form())
     draft = await draft_of(request)
-    canvas = cv.build(draft.source)
+    canvas = await offloop.canvas_of(request, draft.source)
     if form.get("rev") != canvas.rev or canvas.journey is None or not canvas.parses:
         return form, draft, canvas, workspace(request, draft, canvas, status_code=409,
                                               message="The journey changed, or its text does not read: "
@@ -253,7 +261,7 @@ def _settings_panel(request: Request, draft: Any, values: Mapping[str, str], err
 @login_required
 async def settings_panel(request: Request) -> Response:
     draft = await draft_of(request)
-    canvas = cv.build(draft.source)
+    canvas = await offloop.canvas_of(request, draft.source)
     if canvas.journey is None or not canvas.parses:
         return render_template(request, "panel_message.html",
                                {"message": "The text does not read: fix it in the DSL panel first."})

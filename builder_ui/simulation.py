@@ -21,6 +21,7 @@ from api.services import services
 from dsl import JourneyError, compile_source
 
 from . import canvas as cv
+from . import offloop
 from . import simulation_work as work
 from . import split_choices as arms
 from .editor import draft_of, fields
@@ -144,7 +145,7 @@ async def load_profile(request: Request) -> Response:
 async def _result(request: Request, source: str, given: SimulationInput,
                   forced: dict[str, int] | None = None) -> dict[str, Any]:
     """The result partial's context: the outcome, or the problems that kept it from running."""
-    built = cv.build(source)
+    built = await offloop.canvas_of(request, source)
     if not built.valid:
         count = len(built.problems)
         return {"refused": f"The journey text has {count} problem{'s' if count != 1 else ''}: fix "
@@ -183,7 +184,7 @@ async def _scenario_list(request: Request, message: str | None = None, status_co
     draft = await draft_of(request)
     svc = services(request)
     saved = await svc.call(work.list_scenarios, svc, draft.slug)
-    built = cv.build(draft.source)
+    built = await offloop.canvas_of(request, draft.source)
     rows = []
     for scenario in saved:
         row: dict[str, Any] = {"scenario": scenario}
@@ -215,7 +216,7 @@ async def save_scenario(request: Request) -> Response:
     if not name or len(name) > MAX_NAME:
         return await _scenario_list(request, f"Give the scenario a name (up to {MAX_NAME} characters).", 400)
     given = SimulationInput.of(form)
-    if not cv.build(draft.source).valid:
+    if not (await offloop.canvas_of(request, draft.source)).valid:
         return await _scenario_list(request, "Not saved: the journey text has problems to fix first.", 409)
     svc = services(request)
     try:

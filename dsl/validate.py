@@ -12,10 +12,8 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jinja2
-import jinja2.meta
-
 from . import model as m
+from . import templates
 from .cron import CronError, parse_cron
 from .durations import DAY
 from .errors import Diagnostic, JourneyInvalid
@@ -34,9 +32,9 @@ FUNCTIONS: dict[str, int] = {
 RESERVED_ROOTS = frozenset({"user", "event", "journey"})
 PERCENT_TOLERANCE = 1e-6
 
-# Templates are only parsed here (for syntax errors and unknown names), never rendered;
-# rendering happens sandboxed in `actions/`.
-_JINJA = jinja2.Environment(autoescape=False)
+# Templates are only read here (`dsl.templates.check`: syntax, unsafe access, the bounds that
+# constants break, the names used), never run: rendering happens in `actions/`, in the same
+# bounded sandbox.
 
 
 FIELD_TYPES = ("text", "number", "bool", "date", "list")
@@ -122,17 +120,18 @@ class _Checker:
 
     def template_text(self, text: str, loc: m.Loc, scope: frozenset[str], what: str) -> None:
         try:
-            ast = _JINJA.parse(text)
-            undeclared = jinja2.meta.find_undeclared_variables(ast)
-        except jinja2.TemplateSyntaxError as error:
-            self.error(loc, f"{what}: template error: {error.message}")
-            return
-        except RecursionError:  # the template compiler walks nested brackets and blocks recursively
+            checked = templates.check(text)
+        except RecursionError:  # the template parser walks nested brackets and blocks recursively
             self.error(loc, f"{what}: the template nests too deeply to be read",
                        "it holds too many levels of brackets or blocks; split it up")
             return
+        several_lines = "\n" in text
+        for problem in checked.problems:
+            where = f" (line {problem.line} of the template)" if several_lines else ""
+            kind = "the template is refused" if problem.refused else "template error"
+            self.error(loc, f"{what}: {kind}: {problem.message}{where}", problem.hint)
         allowed = scope | {"user"} | ({"event"} if self.event_in_steps else set())
-        for name in sorted(undeclared - allowed):
+        for name in sorted(checked.names - allowed):
             self.error(loc, f"{what}: unknown name {name!r} in the template",
                        _names_hint(scope, self.event_in_steps))
 

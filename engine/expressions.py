@@ -236,13 +236,22 @@ def _contains(container: Any, item: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- arithmetic
-# Overflow (a huge int meeting a float, a date past year 9999) gives None like any bad mix.
+# Overflow (a huge int meeting a float, a date past year 9999) gives None like any bad mix, and
+# so does an integer result past MAX_INT_BITS: Python's integers grow without limit, and a
+# condition run for every event must not spend its time multiplying numbers nobody has.
 
 _TOO_BIG = (ArithmeticError, ValueError)
+MAX_INT_BITS = 4_096
+
+
+def _ints(a: Any, b: Any) -> bool:
+    return isinstance(a, int) and isinstance(b, int)
 
 
 def _add(a: Any, b: Any) -> Any:
     try:
+        if _ints(a, b) and max(a.bit_length(), b.bit_length()) >= MAX_INT_BITS:
+            return None
         if _is_number(a) and _is_number(b):
             return a + b
         if isinstance(a, datetime) and _is_number(b):
@@ -268,6 +277,8 @@ def _sub(a: Any, b: Any) -> Any:
 
 
 def _mul(a: Any, b: Any) -> Any:
+    if _ints(a, b) and a.bit_length() + b.bit_length() > MAX_INT_BITS:
+        return None
     try:
         return a * b if _is_number(a) and _is_number(b) else None
     except _TOO_BIG:
@@ -275,6 +286,8 @@ def _mul(a: Any, b: Any) -> Any:
 
 
 def _div(a: Any, b: Any) -> Any:
+    if _ints(a, b) and max(a.bit_length(), b.bit_length()) > MAX_INT_BITS:
+        return None
     try:
         return a / b if _is_number(a) and _is_number(b) and b != 0 else None
     except _TOO_BIG:

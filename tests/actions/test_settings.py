@@ -95,3 +95,23 @@ def test_a_broken_file_says_where(tmp_path: Path) -> None:
         load_settings(broken, {})
     with pytest.raises(SettingsInvalid, match="cannot read"):
         load_settings(tmp_path / "missing.toml", {})
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("Hi {{ cycler.__init__.__globals__ }}", "templates.bad.text: "),
+    ("{{ 9 ** 12000000 }}", "4096 bits"),
+    ("Hi {{ user.first_name ", "templates.bad.text: "),
+])
+def test_a_named_template_a_send_would_refuse_is_a_settings_error(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "actions.toml"
+    path.write_text(f"[templates.bad]\ntext = '''{text}'''\n", encoding="utf-8")  # a TOML literal string
+    with pytest.raises(SettingsInvalid, match=r"templates\.bad\.text") as refused:
+        load_settings(path, {})
+    assert says in str(refused.value)
+
+
+def test_a_named_title_is_read_as_a_template_too(tmp_path: Path) -> None:
+    path = tmp_path / "actions.toml"
+    path.write_text("[templates.t]\ntext = 'Hi'\ntitle = \"{{ ''.__class__ }}\"\n", encoding="utf-8")
+    with pytest.raises(SettingsInvalid, match=r"templates\.t\.title"):
+        load_settings(path, {})
