@@ -1,5 +1,6 @@
-"""What the builder keeps in memory for the life of the app: the login throttle and the caches
-of form suggestions and condition fields. Kept on the app's state, so two apps in one process (tests) share nothing."""
+"""What the builder keeps in memory for the life of the app: the caches of form suggestions and
+condition fields. Kept on the app's state, so two apps in one process (tests) share nothing. (The
+login throttle's counts are in the database, shared by every process: `throttle`.)"""
 
 from __future__ import annotations
 
@@ -9,12 +10,10 @@ from starlette.requests import Request
 
 from .drafts import SuggestionCache
 from .field_catalog import FieldCache
-from .throttle import LoginThrottle
 
 
 @dataclass
 class BuilderState:
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     suggestions: SuggestionCache = field(default_factory=SuggestionCache)
     fields: FieldCache = field(default_factory=FieldCache)  # what conditions can be about, with types
 

@@ -28,8 +28,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, StatementError
 
 import storage.keys
+import storage.login_attempts
 import storage.scenarios
-import storage.users  # noqa: F401  (it and storage.scenarios put their tables on the same metadata)
+import storage.signature_replays
+import storage.users  # noqa: F401  (these put their tables on the same metadata)
 from storage import connect, counters, migrate
 from storage.database import alembic_config
 from storage.tables import (
