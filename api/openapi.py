@@ -421,7 +421,8 @@ def document() -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API key"},
                 "basic": {"type": "http", "scheme": "basic", "description": "The key as user name (Segment style)"},
                 "signature": {"type": "apiKey", "in": "header", "name": "Journeyflow-Signature",
-                              "description": "t=<unix seconds>,k=<key id>,v1=<HMAC-SHA256 hex of '<t>.' + body>"},
+                              "description": "t=<unix seconds>,k=<key id>,v2=<HMAC-SHA256 hex, keyed by the key's "
+                                             "SHA-256 hex digest, of '<t>\\n<METHOD>\\n<path>\\n<query>\\n' + body>"},
             },
         },
     }

@@ -26,7 +26,7 @@ async def authorized(request: Request, need: KeyKind, limit: int | None = None) 
     """The caller's key (allowed `need`) and the body (at most `limit` bytes; not read at all
     when `limit` is None, unless the request is signed, since a signature covers the body)."""
     svc = services(request)
-    header = request.headers.get("authorization")
+    header = auth.authorization(request)  # one at most: two would be ambiguous
     remembered = svc.keys.by_header(header) if header is not None else None
     if remembered is not None:  # the hot path: a producer sending the same valid key again
         return auth.check_kind(remembered, need), (await read_limited(request, limit) if limit is not None else b"")

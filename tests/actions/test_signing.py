@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import cast
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -44,7 +47,39 @@ def test_a_forged_timestamp_breaks_the_signature() -> None:
         verify("s", header, b"{}", T + 3600)
 
 
-@pytest.mark.parametrize("header", [None, "", "v1=abc", f"t={T}", "t=soon,v1=abc"])
+GOOD = sign("s", T, b"{}").partition("v1=")[2]
+
+
+@pytest.mark.parametrize("header", [
+    None, "", "v1=abc", f"t={T}", "t=soon,v1=abc",
+    f"t={T},v1={'é' * 64}",  # compare_digest raised TypeError on non-ASCII str: a receiver's 500
+    f"t={T},v1=中", f"t={T},v1={GOOD.upper()}", f"t={T},v1={GOOD}0", f"t={T},v1={GOOD[:-1]}", f"t={T},v1= ",
+    f"t=+{T},v1={GOOD}", f"t= {T}x,v1={GOOD}", f"t={T:_},v1={GOOD}", "t=١٧٦٧٦١٤٤٠٠,v1=" + GOOD, f"t=²,v1={GOOD}",
+    f"t={'9' * 5000},v1={GOOD}", f"t={T},t={T},v1={GOOD}", f"t={T},,v1={GOOD}", f"t={T};v1={GOOD}",
+    f"t={T},v1={GOOD}," + "x" * 5000, "\x00", "t\n=1",
+])
 def test_malformed_headers_are_refused(header: str | None) -> None:
     with pytest.raises(SignatureInvalid):
         verify("s", header, b"{}", T)
+
+
+def test_spacing_around_parts_and_other_schemes_parts_are_accepted() -> None:
+    """Senders write `t=..., v1=...`; a later version may add `v2=` beside `v1=`."""
+    assert verify("s", f" t={T} ,\tv1={GOOD} , v2=whatever", b"{}", T) == T
+
+
+_NUMBERS = st.sampled_from([str(T), f"+{T}", f" {T}", f"{T:_}", "١", "²", "9" * 40, "-1", "", "0x1"])
+_MACS = st.sampled_from([GOOD, GOOD.upper(), "é" * 64, "", "0" * 63, GOOD + "0"])
+_PARTS = st.one_of(
+    st.tuples(st.sampled_from(["t", "v1", "v0", "", "T"]), _NUMBERS | _MACS | st.text(max_size=70))
+    .map(lambda p: f"{p[0]}={p[1]}"),
+    st.text(max_size=20))
+
+
+@given(header=st.one_of(
+    st.none(), st.text(), st.binary().map(lambda b: cast(str, b)),  # a receiver may hand raw bytes on
+    st.lists(_PARTS, max_size=5).flatmap(lambda parts: st.sampled_from([",", ", ", " ,\t"]).map(
+        lambda sep: sep.join(parts)))))
+def test_any_header_verifies_or_raises_signature_invalid_and_nothing_else(header: str | None) -> None:
+    with contextlib.suppress(SignatureInvalid):
+        assert verify("s", header, b"{}", T) == T

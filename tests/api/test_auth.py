@@ -10,7 +10,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from api import auth
 from api.auth import SIGNATURE_HEADER, KeyStore, sign
 from storage import keys
 from storage.tables import events
@@ -28,7 +27,7 @@ def track(server: Server, headers: dict[str, str], body: bytes | None = None) ->
 
 def signed(server: Server, body: bytes, shift: timedelta = timedelta(0), secret: str | None = None) -> dict[str, str]:
     now = int((server.settings.clock.now() + shift).timestamp())
-    return {SIGNATURE_HEADER: sign(secret or server.write, server.write_id, now, body)}
+    return {SIGNATURE_HEADER: sign(secret or server.write, server.write_id, now, body, method="POST", path="/v1/track")}
 
 
 def count(server: Server) -> int:
@@ -99,7 +98,33 @@ def test_a_stale_signature_is_401(server: Server, shift: timedelta) -> None:
 
 def test_a_malformed_signature_header_is_401(server: Server) -> None:
     assert track(server, {SIGNATURE_HEADER: "t=1"}).status_code == 401
-    assert track(server, {SIGNATURE_HEADER: "t=x,k=y,v1=z"}).status_code == 401
+    assert track(server, {SIGNATURE_HEADER: "t=x,k=y,v2=z"}).status_code == 401
+
+
+@pytest.mark.parametrize(("header", "detail"), [
+    ("Bearer", "must be 'Bearer <key>'"), ("Bearer a b", "must be 'Bearer <key>'"), ("", "must be 'Bearer <key>'"),
+    ("Bearer\tjf_write_x", "must be 'Bearer <key>'"), ("Bearer jf_write_x!", "not an API key"),
+    ("Bearer " + "a" * 129, "not an API key"), ("Bearer " + "a" * 2000, "longer than"),
+    ("Digest jf_write_x", "scheme 'Digest' is not accepted"),
+    ("Basic " + base64.b64encode(b"jf_write_x").decode(), "base64 of '<key>:'"),
+    ("Basic " + base64.b64encode(b":pw").decode(), "user name must be the API key"),
+    ("Basic " + base64.b64encode(b"\xff\xfe:").decode(), "base64 of UTF-8"),
+    ("Basic " + base64.b64encode(b"jf_write_x:").decode().rstrip("="), "not valid base64"),
+    ("Basic " + base64.b64encode(b"jf_write_x:").decode() + "!", "not valid base64"),
+    ("Basic " + "QUFB" * 300, "longer than 1030 characters"),
+])
+def test_a_malformed_authorization_header_is_401_saying_what_is_wrong(server: Server, header: str,
+                                                                       detail: str) -> None:
+    response = track(server, {"Authorization": header})
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert detail in response.json()["detail"]
+
+
+def test_a_basic_password_is_ignored_and_the_scheme_is_case_insensitive(server: Server) -> None:
+    with_password = "Basic " + base64.b64encode(f"{server.write}:anything".encode()).decode()
+    assert track(server, {"Authorization": with_password}).status_code == 200
+    assert track(server, {"Authorization": f"bearer {server.write}"}).status_code == 200
 
 
 @pytest.mark.parametrize("key_id", [0, -1, 2**31, 2**64, int("9" * 4000)])
@@ -107,7 +132,8 @@ def test_a_signature_naming_a_key_id_no_key_can_have_is_401(server: Server, key_
     """Past 64 bits, SQLite could not even compare the id with its column (a 500, once)."""
     body = json.dumps(EVENT).encode()
     now = int(server.settings.clock.now().timestamp())
-    header = sign(server.write, server.write_id, now, body).replace(f"k={server.write_id}", f"k={key_id}")
+    header = sign(server.write, server.write_id, now, body, method="POST", path="/v1/track").replace(
+        f"k={server.write_id}", f"k={key_id}")
     assert track(server, {SIGNATURE_HEADER: header}, body).status_code == 401
 
 
@@ -140,16 +166,48 @@ def test_a_key_remembered_by_its_header_expires_with_its_cached_verdict(db: Engi
     assert store.cached(secret) == (False, None)
 
 
-def test_an_unknown_key_is_cached_but_never_by_header_and_the_cache_is_bounded(
-        db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "MAX_CACHED", 3)
+def test_an_unknown_key_is_cached_but_never_by_header(db: Engine) -> None:
     ticks = Ticks()
     store = KeyStore(db, cache_seconds=5, tolerance_seconds=300, monotonic=ticks)
-    for n in range(3):
+    assert store.by_secret("jf_write_made_up", "Bearer jf_write_made_up") is None
+    assert store.by_header("Bearer jf_write_made_up") is None
+    assert store.cached("jf_write_made_up") == (True, None)  # no second query within 5 s
+    ticks.now += 5
+    assert store.cached("jf_write_made_up") == (False, None)
+
+
+BOUND = 50
+
+
+def test_the_caches_stay_bounded_under_fresh_unknown_keys_and_keep_the_valid_ones(db: Engine) -> None:
+    """Every entry stays fresh (the clock never moves), which is what let the old caches grow:
+    they dropped only expired entries. A flood of made-up keys and key ids displaces only other
+    made-up ones; the producer's valid key stays cached by secret, header and id."""
+    with db.begin() as conn:
+        key, secret = keys.create(conn, "write", "producer", datetime.now(UTC))
+    store = KeyStore(db, cache_seconds=60, tolerance_seconds=300, monotonic=Ticks(), max_cached=BOUND)
+    bearer = f"Bearer {secret}"
+    assert store.by_secret(secret, bearer) == key and store.by_id(key.id) == key
+    for n in range(BOUND + 1000):
         assert store.by_secret(f"jf_write_made_up_{n}", f"Bearer jf_write_made_up_{n}") is None
-    assert store.by_header("Bearer jf_write_made_up_0") is None
-    assert store.cached("jf_write_made_up_0") == (True, None)  # no second query within 5 s
-    ticks.now += 6  # all three expired: the next one past the bound clears them
-    store.by_secret("jf_write_made_up_3")
-    assert store.cached("jf_write_made_up_3") == (True, None)
-    assert len(store._by_secret) == 1
+        assert store.by_id(key.id + 1 + n) is None
+        assert store._by_secret.sizes() <= (1, BOUND) and store._by_id.sizes() <= (1, BOUND)
+    assert store._by_secret.sizes() == (1, BOUND) and store._by_id.sizes() == (1, BOUND)
+    assert store._by_header.sizes() == (1, 0)
+    assert store.cached(secret) == (True, key) and store.by_header(bearer) == key
+    assert store.by_id(key.id) == key
+    assert store.cached(f"jf_write_made_up_{BOUND + 999}") == (True, None)  # the most recent are kept
+    assert store.cached("jf_write_made_up_0") == (False, None)  # the least recent went
+
+
+def test_the_header_cache_is_bounded_when_one_valid_key_comes_in_many_headers(db: Engine) -> None:
+    """Basic ignores the password, so one key has endless headers; each is remembered, boundedly."""
+    with db.begin() as conn:
+        key, secret = keys.create(conn, "write", "producer", datetime.now(UTC))
+    store = KeyStore(db, cache_seconds=60, tolerance_seconds=300, monotonic=Ticks(), max_cached=BOUND)
+    headers = ["Basic " + base64.b64encode(f"{secret}:{n}".encode()).decode() for n in range(BOUND + 1000)]
+    for header in headers:
+        assert store.by_secret(secret, header) == key
+        assert store._by_header.sizes()[0] <= BOUND
+    assert store.by_header(headers[-1]) == key and store.by_header(headers[0]) is None
+    assert store._by_secret.sizes() == (1, 0)
