@@ -37,3 +37,6 @@ class Settings:
     # Workers on Redis (issue 8, docs/deployment.md): when set, /readyz and /metrics report their queue.
     redis_url: str | None = field(default_factory=lambda: os.environ.get("JOURNEYFLOW_REDIS_URL") or None)
     queue: str = field(default_factory=lambda: os.environ.get("JOURNEYFLOW_QUEUE") or "journeyflow")
+    # Mark the builder's cookies Secure even on plain-HTTP requests: behind a TLS proxy whose
+    # X-Forwarded-Proto this process does not trust, the browser still speaks HTTPS (issue 17).
+    secure_cookies: bool = False

@@ -36,7 +36,11 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Whether cookies set on this response get `Secure`. The scheme is https when uvicorn
+    serves TLS itself, or when it trusts the proxy's X-Forwarded-Proto (`serve --proxy-headers`);
+    `secure_cookies` covers a TLS proxy it does not trust, where the request looks like http
+    but the browser never sends anything in clear."""
+    return request.url.scheme == "https" or services(request).settings.secure_cookies
 
 
 def set_session_cookie(response: Response, request: Request, token: str) -> None:

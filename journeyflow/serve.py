@@ -9,6 +9,12 @@ named `admin` with a random password, and prints the builder's URL and that pass
 `--examples DIR` publishes the example journeys that are not loaded yet (matched by slug, the
 file's name).
 
+HTTPS: `--ssl-certfile`/`--ssl-keyfile` make uvicorn serve TLS itself; behind a TLS proxy,
+`--proxy-headers --forwarded-allow-ips PROXY` makes the proxy's X-Forwarded-For and
+X-Forwarded-Proto the request's client address (which the login throttle counts) and scheme
+(which makes the builder's cookies Secure), and `--secure-cookies` makes them Secure whatever the
+scheme (docs/deployment.md). Headers from any other peer are ignored: they are anyone's to forge.
+
 What the engine and the dispatcher do is printed as they do it: the `journeyflow.*` loggers go to
 stderr, one line each, so that with the default log provider every message shows up there
 (channel, recipient, rendered text) as well as in `journeyflow deliveries`.
@@ -19,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import ssl
 import sys
 from pathlib import Path
 
@@ -40,6 +47,9 @@ FIRST_EVENT_JOURNEY = "order_confirmation"  # the example that answers the print
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SECURE_COOKIES_ENV = "JOURNEYFLOW_SECURE_COOKIES"
+FORWARDED_ALLOW_IPS_ENV = "FORWARDED_ALLOW_IPS"  # uvicorn's own name for it, kept so its docs apply
+SSL_KEYFILE_PASSWORD_ENV = "JOURNEYFLOW_SSL_KEYFILE_PASSWORD"
 # The curl line's batch: who the person is (a phone number, so an SMS can reach them), then what
 # they did. An identify first, because a track alone makes a profile with no phone, whose SMS
 # would fail for want of one.
@@ -112,6 +122,20 @@ def show_logs(level: str) -> None:
         logger.addHandler(handler)
 
 
+def check_tls(certfile: Path | None, keyfile: Path | None, password: str | None) -> None:
+    """Load the certificate and key once before anything starts, so that a wrong file or
+    passphrase is one line naming it rather than uvicorn's traceback after the keys were printed."""
+    if certfile is None:
+        if keyfile is not None or password is not None:
+            raise click.UsageError("--ssl-keyfile and --ssl-keyfile-password need --ssl-certfile")
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile, password)
+    except (OSError, ssl.SSLError) as error:
+        key = f" and {keyfile}" if keyfile is not None else ""
+        raise click.ClickException(f"cannot serve HTTPS with {certfile}{key}: {error}") from None
+
+
 def _command_name() -> str:
     """How this program was typed (`.venv/bin/journeyflow`), to print commands that can be pasted."""
     typed = sys.argv[0] if sys.argv else ""
@@ -151,9 +175,29 @@ def _database_flag(database_url: str) -> str:
               help="What the engine and the dispatcher print on stderr: at INFO, every message delivered.")
 @rules_backend_option
 @timezone_option
+@click.option("--proxy-headers/--no-proxy-headers", "proxy_headers", default=False, show_default=True,
+              help="Take the client's address and scheme from X-Forwarded-For and X-Forwarded-Proto, when the "
+                   "request comes from an address of --forwarded-allow-ips (a TLS proxy in front).")
+@click.option("--forwarded-allow-ips", "forwarded_allow_ips", envvar=FORWARDED_ALLOW_IPS_ENV, default=None,
+              help=f"With --proxy-headers: the proxies' addresses or networks whose headers are believed, "
+                   f"comma-separated, '*' for any (uvicorn's option, also ${FORWARDED_ALLOW_IPS_ENV}; default: "
+                   "127.0.0.1,::1).")
+@click.option("--ssl-certfile", "ssl_certfile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Serve HTTPS with this certificate (PEM, the chain after it; it may hold the key too).")
+@click.option("--ssl-keyfile", "ssl_keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The certificate's private key (PEM), with --ssl-certfile.")
+@click.option("--ssl-keyfile-password", "ssl_keyfile_password", envvar=SSL_KEYFILE_PASSWORD_ENV, default=None,
+              help=f"The private key's passphrase, if it is encrypted (better as ${SSL_KEYFILE_PASSWORD_ENV}: a "
+                   "command line is visible to every user of the machine).")
+@click.option("--secure-cookies/--no-secure-cookies", "secure_cookies", envvar=SECURE_COOKIES_ENV, default=False,
+              show_default=True,
+              help=f"Mark the builder's cookies Secure on every request (also ${SECURE_COOKIES_ENV}): behind a TLS "
+                   "proxy whose X-Forwarded-Proto is not trusted. Without it they are Secure over HTTPS only.")
 def serve(host: str, port: int, database_url: str, examples: Path | None, run_engine: bool, run_dispatcher: bool,
           actions_path: Path | None, redis_url: str | None, log_level: str, rules_backend: str,
-          default_zone: str, catalog_path: Path | None = None) -> None:
+          default_zone: str, catalog_path: Path | None = None, proxy_headers: bool = False,
+          forwarded_allow_ips: str | None = None, ssl_certfile: Path | None = None, ssl_keyfile: Path | None = None,
+          ssl_keyfile_password: str | None = None, secure_cookies: bool = False) -> None:
     """Serve the HTTP API (and, by default, run the engine and the dispatcher) on one database."""
     import os
 
@@ -169,6 +213,7 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
     except ActionsError as error:
         raise click.ClickException(str(error)) from None
 
+    check_tls(ssl_certfile, ssl_keyfile, ssl_keyfile_password)
     catalog = load_catalog(chosen) if (chosen := catalog_file(catalog_path, examples)) is not None else None
     clock = SystemClock()
     db = open_database(database_url, create=True)
@@ -187,7 +232,7 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
             answering = stored.get(conn, FIRST_EVENT_JOURNEY)
     finally:
         db.dispose()
-    url = f"http://{host}:{port}"
+    url = f"{'https' if ssl_certfile is not None else 'http'}://{host}:{port}"
     click.echo(f"Journeyflow API on {url} (database {shown_database(database_url)})")
     if redis_url:  # workers do the engine's and the dispatcher's work (docs/deployment.md)
         run_engine = run_dispatcher = False
@@ -216,5 +261,8 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
 
     app = create_app(Settings(database_url=database_url, clock=clock, run_engine=run_engine,
                               run_dispatcher=run_dispatcher, actions=actions, redis_url=redis_url or None,
-                              rules_backend=rules_backend, default_zone=default_zone, catalog=catalog))
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+                              rules_backend=rules_backend, default_zone=default_zone, catalog=catalog,
+                              secure_cookies=secure_cookies))
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=proxy_headers,
+                forwarded_allow_ips=forwarded_allow_ips, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+                ssl_keyfile_password=ssl_keyfile_password)
