@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -28,6 +29,7 @@ from .engine_loop import EngineLoop
 from .ingest_queue import IngestQueue
 from .problems import Problem, handle_http_exception, handle_problem, problem_response
 from .routes import analytics, coupons, health, ingest, journeys, profiles
+from .security_headers import SecurityHeaders
 from .services import Services
 from .settings import Settings
 
@@ -108,6 +110,6 @@ def create_app(settings: Settings) -> Starlette:
         Route("/", root, methods=["GET"]),
         *builder_ui.routes(),  # the visual builder, under /builder (issue 6)
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)], exception_handlers={
         Problem: _pages_for_the_builder(handle_problem), HTTPException: _pages_for_the_builder(handle_http_exception),
         Exception: _pages_for_the_builder(handle_unexpected)})

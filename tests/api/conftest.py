@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,17 @@ def serve_in_thread(settings: Settings) -> tuple[uvicorn.Server, threading.Threa
     assert server.started, "uvicorn did not start"
     host, port = sock.getsockname()
     return server, thread, f"http://{host}:{port}"
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """A real uvicorn on loopback serving `settings` for the block; its base URL."""
+    server, thread, url = serve_in_thread(settings)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join()
 
 
 def start_server(db: Engine, **overrides: object) -> Iterator[Server]:

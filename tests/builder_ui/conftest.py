@@ -22,7 +22,7 @@ from builder_ui.passwords import hash_password
 from engine.clock import SystemClock
 from journeyflow.cli import load_catalog
 from storage import connect, migrate, users
-from tests.api.conftest import serve_in_thread
+from tests.api.conftest import serving
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -55,12 +55,8 @@ class Served:
 def server(tmp_path: Path) -> Iterator[Served]:
     database_url = make_database(tmp_path / "builder.db")
     catalog = load_catalog(EXAMPLES_CATALOG)  # the fields and types the condition editor offers
-    running, thread, url = serve_in_thread(Settings(database_url=database_url, catalog=catalog))
-    try:
+    with serving(Settings(database_url=database_url, catalog=catalog)) as url:
         yield Served(url, database_url)
-    finally:
-        running.should_exit = True
-        thread.join()
 
 
 @dataclass
@@ -134,11 +130,17 @@ def page(chromium: Path, server: Served) -> Iterator[Page]:
         page.set_default_timeout(TIMEOUT_MS)
         sync_api.expect.set_options(timeout=TIMEOUT_MS)
         page.on("dialog", lambda dialog: dialog.accept())
+        # The builder's Content-Security-Policy (api/security_headers.py) allows only its own
+        # scripts: anything it blocks is a broken page, so every browser test fails on it.
+        refused: list[str] = []
+        page.on("console", lambda message: refused.append(message.text)
+                if message.type == "error" and "Content Security Policy" in message.text else None)
         try:
             yield page
         finally:
             context.close()
             browser.close()
+        assert not refused, f"the page broke its Content-Security-Policy: {refused}"
 
 
 def sign_in(page: Page, password: str = PASSWORD) -> None:

@@ -24,7 +24,7 @@ from api.settings import Settings
 from dsl import compile_source, parse
 from journeyflow.cli import load_catalog
 from storage import connect, coupons
-from tests.api.conftest import serve_in_thread
+from tests.api.conftest import serving
 
 from .conftest import Served, make_database, sign_in
 from .journey_clicks import JourneyByClicks
@@ -71,12 +71,8 @@ def server(tmp_path: Path) -> Iterator[Served]:
     db.dispose()
     settings = Settings(database_url=database_url, catalog=catalog,
                         actions=load_settings(ROOT / "examples" / "actions.toml", {}))
-    running, thread, url = serve_in_thread(settings)
-    try:
+    with serving(settings) as url:
         yield Served(url, database_url)
-    finally:
-        running.should_exit = True
-        thread.join()
 
 
 def test_the_readme_lists_every_example() -> None:

@@ -20,7 +20,7 @@ from api.settings import Settings
 from builder_ui import report
 from engine.clock import SystemClock
 from storage import analytics, connect, keys
-from tests.api.conftest import serve_in_thread
+from tests.api.conftest import serving
 
 from .conftest import Builder, Served, make_database
 
@@ -50,12 +50,8 @@ def server(tmp_path: Path) -> Iterator[Served]:
 def engine_server(tmp_path: Path) -> Iterator[Served]:
     database_url = make_database(tmp_path / "builder.db")
     settings = Settings(database_url=database_url, run_engine=True, engine_idle_seconds=0.05, key_cache_seconds=0)
-    running, thread, url = serve_in_thread(settings)
-    try:
+    with serving(settings) as url:
         yield Served(url, database_url)
-    finally:
-        running.should_exit = True
-        thread.join()
 
 
 def write_key(database_url: str) -> str:
