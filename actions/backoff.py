@@ -13,6 +13,8 @@ import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from dsl.numerals import ascii_digits
+
 from .settings import RetryPolicy
 
 
@@ -34,7 +36,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if value is None or not value.strip():
         return None
     text = value.strip()
-    if text.isdigit():
+    if ascii_digits(text):
         return float(text)
     try:
         when = parsedate_to_datetime(text)

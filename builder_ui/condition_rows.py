@@ -26,6 +26,7 @@ from dsl import JourneyError, parse
 from dsl import model as m
 from dsl.durations import DAY
 from dsl.formatter import format_expr, format_number
+from dsl.numerals import ascii_digits
 
 from .forms import FieldError
 
@@ -335,7 +336,7 @@ def _children(form: Mapping[str, str], name: str, node: str) -> list[str]:
     for k in form:
         if k.startswith(prefix) and k.endswith(f"{SEP}kind"):
             head = k[len(prefix):-len(f"{SEP}kind")]
-            if head.isdigit():
+            if ascii_digits(head):
                 found.add(int(head))
     return [f"{node}.{i}" for i in sorted(found)]
 
@@ -413,9 +414,9 @@ def row_problems(row: Row) -> list[str]:
     """What a row needs before it says something, for the marketer to read beside it."""
     if row.field == HISTORY:
         found = [] if row.event.strip() else ["has done an event: choose the event"]
-        if row.window == "within" and not (row.days.isdigit() and int(row.days) > 0):
+        if row.window == "within" and not (ascii_digits(row.days) and int(row.days) > 0):
             found.append(f"has done {row.event or 'an event'}: a number of days, such as 30")
-        if row.count_op != "none" and not row.count.isdigit():
+        if row.count_op != "none" and not ascii_digits(row.count):
             found.append(f"has done {row.event or 'an event'}: a number of times, such as 1")
         return found + (row_problems(row.where) if row.where is not None else [])
     what, op = _words(row.field), row.op

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.services import services
+from dsl.numerals import ascii_digits
 
 from . import condition_rows as rows
 from .editor import fields as form_fields
@@ -50,7 +51,7 @@ def redrawn(form: Mapping[str, str], name: str, action: str, fields: Fields) -> 
 
 def _drawn(form: Mapping[str, str], name: str) -> int:
     raw = form.get(f"{name}{rows.SEP}drawn", "0")
-    return int(raw) if raw.isdigit() and len(raw) < 9 else 0
+    return int(raw) if ascii_digits(raw) and len(raw) < 9 else 0
 
 
 @login_required

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from dsl import model as m
 from dsl.durations import DAY, HOUR, MINUTE
 from dsl.formatter import format_expr, format_number, format_percent, format_setting, step_header
+from dsl.numerals import ascii_digits
 
 
 @dataclass(frozen=True)
@@ -326,11 +327,11 @@ _MACROS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * 
 def schedule(cron: str) -> str:
     """The common cron shapes in words ("Every Thursday at 10:00"); the rest as the cron text."""
     fields = _MACROS.get(cron.strip().lower(), cron).split()
-    if len(fields) == 5 and fields[0].isdigit():
+    if len(fields) == 5 and ascii_digits(fields[0]):
         minute, hour, dom, month, dow = fields
         if hour == "*" and dom == month == dow == "*":
             return f"Every hour at minute {int(minute)}"
-        if hour.isdigit() and month == "*":
+        if ascii_digits(hour) and month == "*":
             at = f"{int(hour):02d}:{int(minute):02d}"
             if dom == "*" and dow == "*":
                 return f"Every day at {at}"
@@ -338,7 +339,7 @@ def schedule(cron: str) -> str:
                 return f"Every {_WEEKDAY_BY_CRON[dow.lower()]} at {at}"
             if dom == "*" and dow == "1-5":
                 return f"Every weekday at {at}"
-            if dom.isdigit() and dow == "*":
+            if ascii_digits(dom) and dow == "*":
                 return f"On day {int(dom)} of every month at {at}"
     return f"On the schedule “{cron}”"
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from dsl import graph as g
 from dsl.formatter import format_percent
+from dsl.numerals import ascii_digits
 
 FIELD_PREFIX = "arm_of_"  # then the split's step id: `arm_of_offer_test`
 AS_ASSIGNED = ""
@@ -52,7 +53,7 @@ def forced_arms(form: Mapping[str, str], choices: list[SplitChoice]) -> dict[str
     out: dict[str, int] = {}
     for choice in choices:
         raw = form.get(choice.field, AS_ASSIGNED).strip()
-        if raw.isdigit() and int(raw) < len(choice.arms):
+        if ascii_digits(raw) and int(raw) < len(choice.arms):
             out[choice.split_id] = int(raw)
     return out
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from dsl import JourneyError, parse
 from dsl import model as m
 from dsl.formatter import format_expr, format_number, format_string
+from dsl.numerals import ascii_digits
 
 from .forms import FieldError
 
@@ -241,7 +242,7 @@ def _posted_rows(multi: Mapping[str, list[str]]) -> tuple[list[Row], str | None]
         return [], "the body's rows arrived incomplete: close the step and open it again"
     rows = []
     for depth, key, kind, value, other in zip(*columns, strict=True):
-        level = int(depth) if depth.isdigit() else 0
+        level = int(depth) if ascii_digits(depth) else 0
         rows.append(Row(level, key, kind if kind in BODY_KINDS else "dsl", other if value == OTHER else value))
     return _levelled(rows), None
 

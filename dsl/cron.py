@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .numerals import ascii_digits
+
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
            ("day of week", 0, 7))
 _NAMES = {
@@ -50,8 +52,8 @@ def _value(text: str, name: str, low: int, high: int) -> int:
     names = _NAMES.get(name, {})
     if text.lower() in names:
         return names[text.lower()]
-    if not text.isdigit():
-        raise CronError(f"{name}: {text!r} is not a number")
+    if not ascii_digits(text) or len(text) > 4:  # no field goes past 59: and int() of 5,000 digits raises
+        raise CronError(f"{name}: {text[:20]!r} is not a number")
     number = int(text)
     if not low <= number <= high:
         raise CronError(f"{name}: {number} is outside {low}-{high}")
@@ -64,8 +66,8 @@ def _field(text: str, name: str, low: int, high: int) -> frozenset[int]:
         body, _, step_text = part.partition("/")
         step = 1
         if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise CronError(f"{name}: step {step_text!r} must be a positive number")
+            if not ascii_digits(step_text) or len(step_text) > 4 or int(step_text) == 0:
+                raise CronError(f"{name}: step {step_text[:20]!r} must be a positive number")
             step = int(step_text)
         if body == "*":
             start, end = low, high

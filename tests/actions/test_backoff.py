@@ -51,6 +51,7 @@ def test_retry_after_replaces_the_guess_up_to_a_cap(retry_after: float, seed: in
     ("Mon, 02 Mar 2026 10:05:00 GMT", 300.0),
     ("Mon, 02 Mar 2026 09:00:00 GMT", 0.0),  # a date in the past: now
     ("soon", None),
+    ("²", None),  # str.isdigit says yes, float() raised: a hostile receiver stopped the batch
     ("", None),
     (None, None),
 ])

@@ -297,3 +297,11 @@ def test_a_branch_just_added_opens_as_a_row_to_fill_in() -> None:
     view = cr.editor_view("condition_1", "false", FIELDS, None)
     assert view.mode == "rows" and only_row(view).row == Row()
     assert view.text == ""  # left unfilled, the rows write nothing, and the form asks for a condition
+
+
+@pytest.mark.parametrize("typed", ["²", "١٢", "𝟗"])  # str.isdigit says yes; int() raised (a 500) or took 12
+def test_a_number_typed_in_other_scripts_is_a_problem_not_a_crash(typed: str) -> None:
+    within = Row(field=HISTORY, event="purchase", window="within", days=typed)
+    assert "has done purchase: a number of days, such as 30" in cr.row_problems(within)
+    counted = Row(field=HISTORY, event="purchase", count_op="gte", count=typed)
+    assert "has done purchase: a number of times, such as 1" in cr.row_problems(counted)

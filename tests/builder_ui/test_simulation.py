@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import insert
 
 from builder_ui.sample import SimulationInput, messages_of
+from builder_ui.split_choices import forced_arms, split_choices
 from dsl import compile_source
 from dsl import graph as g
 from engine.splits import choose_arm, pick_arm
@@ -211,3 +212,15 @@ def test_the_panel_offers_each_splits_arms_and_runs_down_the_chosen_one(signed_i
     assert run("") == run(None)  # as assigned is what the engine chooses unforced
     again = signed_in.client.get(f"{base}/simulate/arms", params={"arm_of_offer_test": "1"})
     assert re.search(r'<option value="1" selected>B · 45%', again.text)
+
+
+@given(st.text(max_size=8))
+def test_any_posted_arm_is_an_arm_or_as_assigned_never_a_crash(posted: str) -> None:
+    """"²" and "١" pass str.isdigit; int() then raised (a 500) or took "١" for 1."""
+    choices = split_choices(compile_source(AB))
+    forced = forced_arms({choices[0].field: posted}, choices)
+    assert forced in ({}, {"offer_test": 0}, {"offer_test": 1}, {"offer_test": 2})
+    if posted.strip() in ("0", "1", "2"):
+        assert forced == {"offer_test": int(posted)}
+    if not posted.strip().isascii():
+        assert forced == {}

@@ -45,6 +45,10 @@ def test_impossible_date_never_fires() -> None:
         ("0 9 * * funday", "day of week: 'funday' is not a number"),
         ("0 9-7 * * *", "runs backwards"),
         ("*/0 * * * *", "step '0'"),
+        ("0 ² * * *", "hour: '²' is not a number"),  # str.isdigit says yes, int() says no
+        ("0 ١٢ * * *", "hour: '١٢' is not a number"),  # int() would take it as 12
+        ("9" * 5000 + " * * * *", "minute: '9999"),  # int() refuses past 4,300 digits
+        ("*/" + "9" * 5000 + " * * * *", "minute: step '9999"),
     ],
 )
 def test_errors_name_the_field(expression: str, message: str) -> None:
