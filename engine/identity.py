@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, select, update
 
 from storage import counters
-from storage.tables import coupon_codes, events, identities, journey_runs, outbox, profiles
+from storage.tables import coupon_codes, coupon_pools, events, identities, journey_runs, outbox, profiles
 
 LIVE = ("active", "waiting")
 USER_ID = "user_id"
@@ -108,8 +108,13 @@ def merge(conn: Connection, survivor: int, absorbed: int, now: datetime) -> None
         journey_runs.c.profile_id == survivor, journey_runs.c.state.in_(LIVE))))}
     if live_here:
         _end_runs(conn, absorbed, live_here, now)
-    for table in (journey_runs, events, outbox, coupon_codes, identities):
+    for table in (journey_runs, events, outbox, identities):
         conn.execute(update(table).where(table.c.profile_id == absorbed).values(profile_id=survivor))
+    # Codes have no index that starts with profile_id, only (pool_id, profile_id): naming every
+    # pool (a handful of rows; every code has one) lets the planner probe that index per pool
+    # instead of scanning every code of every pool, millions in a big installation.
+    conn.execute(update(coupon_codes).where(and_(coupon_codes.c.pool_id.in_(select(coupon_pools.c.id)),
+                                                 coupon_codes.c.profile_id == absorbed)).values(profile_id=survivor))
     conn.execute(update(profiles).where(profiles.c.id == absorbed).values(merged_into=survivor, updated_at=now))
     # The merge changed the survivor's profile: the engine re-evaluates the conditions that read
     # what changed, when it applies this row (as it would an identify), against `before`.

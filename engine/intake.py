@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, tuple_
+from sqlalchemy import Connection, and_, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.ids import IdBlock
@@ -25,6 +25,30 @@ from .messages import EVENT_TYPES, Message
 from .unit_of_work import chunks
 
 Identity = tuple[str, str]
+
+
+# Identity owners, one kind at a time: `kind = ? AND value IN (...)` is a range of the primary
+# key (kind, value) per value. The row-value form `(kind, value) IN (VALUES ...)` reads the same
+# but SQLite runs it as a scan of every identity: per 400 lookups, 15.7 ms against 2.8 at 20,000
+# identities and 440 ms against 5.6 at a million (`benchmarks/engine.py --lookups`, a loaded
+# machine); PostgreSQL runs it as one index probe per pair, about twice as slow. Built once:
+# SQLAlchemy caches its compiled form, and the expanding parameter takes each chunk's values.
+OWNERS = (select(identities.c.kind, identities.c.value, identities.c.profile_id)
+          .where(identities.c.kind == bindparam("b_kind"),
+                 identities.c.value.in_(bindparam("b_values", expanding=True))))
+
+
+def owners_of(conn: Connection, wanted: Iterable[Identity]) -> dict[Identity, int]:
+    """The stored owner of each identity that has one (a merge moves identities: the survivor)."""
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in wanted:
+        by_kind.setdefault(kind, []).append(value)
+    found: dict[Identity, int] = {}
+    for kind, values in sorted(by_kind.items()):
+        for part in chunks(sorted(set(values))):
+            for row in conn.execute(OWNERS, {"b_kind": kind, "b_values": list(part)}):
+                found[(row.kind, row.value)] = row.profile_id
+    return found
 
 
 class _Owners:
@@ -39,10 +63,7 @@ class _Owners:
     def prefetch(self, found: Iterable[Identity]) -> None:
         # Membership tests, not set difference: `set - dict.keys()` walks the whole map.
         wanted = sorted({i for i in found if i not in self.owner and i not in self.unknown})
-        for part in chunks(wanted):
-            for row in self.conn.execute(select(identities.c.kind, identities.c.value, identities.c.profile_id)
-                                         .where(tuple_(identities.c.kind, identities.c.value).in_(part))):
-                self.owner[(row.kind, row.value)] = row.profile_id
+        self.owner.update(owners_of(self.conn, wanted))
         self.unknown.update(i for i in wanted if i not in self.owner)
 
     def single_owner(self, found: Sequence[Identity]) -> int | None:
@@ -147,10 +168,14 @@ def _stored_properties(message: Message) -> dict[str, Any]:
     return dict(message.traits)
 
 
+# The message ids already stored, by the unique index of `events.message_id`; built once.
+KNOWN_MESSAGES = select(events.c.message_id).where(events.c.message_id.in_(bindparam("b_ids", expanding=True)))
+
+
 def _known_message_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
     known: set[str] = set()
     for part in chunks(sorted(set(message_ids))):
-        known.update(conn.execute(select(events.c.message_id).where(events.c.message_id.in_(part))).scalars())
+        known.update(conn.execute(KNOWN_MESSAGES, {"b_ids": list(part)}).scalars())
     return known
 
 
