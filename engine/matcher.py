@@ -26,6 +26,10 @@ from .scope import Scope
 
 JourneyKey = str  # the caller's id for one live journey version
 Predicate = Callable[[Scope], bool]
+# The caller's answer to "can this input no longer enter the user into this journey, whatever
+# happens?" (an `entry once` journey they have entered, a paused one). The compiled backend asks
+# it before a trigger's checks, so a user who cannot enter never has the audience evaluated.
+Closed = Callable[[JourneyKey], bool]
 
 
 @dataclass(frozen=True)
@@ -104,20 +108,23 @@ class CompiledMatcher(Matcher):
     def load(self, journeys: Mapping[JourneyKey, CompiledJourney]) -> None:
         self._rules = _compile(journeys)
 
-    def on_event(self, name: str, scope: Scope) -> Decisions:
+    def on_event(self, name: str, scope: Scope, closed: Closed | None = None) -> Decisions:
+        """As `Matcher.on_event`; with `closed`, the entries of journeys it names are not even
+        evaluated (the answer differs from the plain one only by entries the caller would refuse)."""
         rules = self._rules
         here = rules.by_event.get(name, _NO_EVENT_RULES)
         return Decisions(
-            enter=_holding(here.enter, scope),
+            enter=_holding(here.enter, scope, closed),
             exit=_holding(here.exit, scope) | _holding(rules.exit_when, scope),
             goals=_holding_named(here.goals, scope) | _holding_named(rules.goal_when, scope),
             waits=_holding_named(here.waits, scope),
         )
 
-    def on_profile_change(self, scope: Scope) -> Decisions:
+    def on_profile_change(self, scope: Scope, closed: Closed | None = None) -> Decisions:
+        """As `Matcher.on_profile_change`, with `closed` as in `on_event`."""
         rules = self._rules
         return Decisions(
-            enter=_holding(rules.enter_when, scope),
+            enter=_holding(rules.enter_when, scope, closed),
             exit=_holding(rules.exit_when, scope),
             goals=_holding_named(rules.goal_when, scope),
         )
@@ -126,8 +133,10 @@ class CompiledMatcher(Matcher):
         return self._rules.audiences[key](scope)
 
 
-def _holding(rules: Keyed, scope: Scope) -> frozenset[JourneyKey]:
-    return frozenset(key for key, holds in rules if holds(scope))
+def _holding(rules: Keyed, scope: Scope, closed: Closed | None = None) -> frozenset[JourneyKey]:
+    if closed is None:
+        return frozenset(key for key, holds in rules if holds(scope))
+    return frozenset(key for key, holds in rules if not closed(key) and holds(scope))
 
 
 def _holding_named(rules: Named, scope: Scope) -> frozenset[tuple[JourneyKey, str]]:

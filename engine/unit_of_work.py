@@ -20,14 +20,14 @@ Rules that keep it correct:
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Text, and_, bindparam, cast, func, insert, select, update
 
 from storage import counters, coupons
 from storage.ids import IdBlock
@@ -37,7 +37,6 @@ from storage.tables import (
     journey_runs,
     outbox,
     profiles,
-    timers,
 )
 
 from .machine import LIVE_STATES, MESSAGE_CHANNELS, RunState, Trace
@@ -49,10 +48,88 @@ CHUNK = 500  # ids per IN (...) list: far below every backend's parameter limit
 
 T = TypeVar("T")
 
+# The hot writes of every batch, as SQL text built once, run with tuples through the driver's
+# executemany (`Connection.exec_driver_sql`). Why: through SQLAlchemy each statement was built,
+# its cache key computed and every value of every row processed by its column type, and that
+# was a third of the apply path's time (issue 18); the driver does the same writes for a
+# fraction. `?` is a value, `{json}` a JSON value: `_Driver` renders both per backend.
+_RUN_INSERT = ("INSERT INTO journey_runs (id, profile_id, journey_id, version_id, step_id, state, entered_at, "
+               "updated_at, wake_at, waiting_since, trigger_event_id, results, split_arms, row_version) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {json}, {json}, ?)")
+_RUN_UPDATE = ("UPDATE journey_runs SET state=?, step_id=?, wake_at=?, waiting_since=?, results={json}, "
+               "split_arms={json}, updated_at=?, row_version=row_version + 1 "
+               "WHERE journey_runs.id = ? AND journey_runs.row_version = ?")
+_OUTBOX_COLUMNS = ("idempotency_key", "run_id", "profile_id", "journey_id", "step_id", "channel", "payload", "send_at",
+                   "status", "last_error", "created_at", "updated_at")
+_OUTBOX_INSERT = (f"INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) "
+                  "VALUES (?, ?, ?, ?, ?, ?, {json}, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING")
+_TIMER_DELETE = "DELETE FROM timers WHERE timers.run_id IN (?)"  # SQLite: one run a row, through executemany
+_TIMER_INSERT = "INSERT INTO timers (run_id, due_at, kind, step_id) VALUES (?, ?, ?, ?)"
+# PostgreSQL: one statement a batch, from arrays, where executemany would run a statement per row.
+_PG_TIMER_DELETE = "DELETE FROM timers WHERE timers.run_id IN (SELECT unnest(%s::bigint[]))"
+_PG_TIMER_INSERT = ("INSERT INTO timers (run_id, due_at, kind, step_id) "
+                    "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::text[])")
+_PROFILE_UPDATE = ("UPDATE profiles SET traits={json}, tags={json}, timezone=?, updated_at=?, "
+                   "row_version=row_version + 1 WHERE profiles.id = ?")
+
+
+class _Driver:
+    """Values and SQL text as the DBAPI driver of one backend takes them, written exactly as
+    SQLAlchemy's column types would have: an instant in UTC (on SQLite the text
+    `YYYY-MM-DD HH:MM:SS.ffffff`, which is what makes text comparison compare instants), JSON
+    through `json.dumps` (on PostgreSQL cast to `json`)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.postgresql = dialect == "postgresql"
+        self._sql: dict[str, str] = {}
+
+    def sql(self, template: str) -> str:
+        """`template` in the driver's parameter style, rendered once."""
+        found = self._sql.get(template)
+        if found is None:
+            found = self._sql[template] = (template.replace("?", "%s").replace("{json}", "%s::json")
+                                           if self.postgresql else template.replace("{json}", "?"))
+        return found
+
+    def when(self, value: datetime | None) -> Any:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: pass a timezone-aware one")
+        utc = value.astimezone(UTC)
+        if self.postgresql:
+            return utc
+        return (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} {utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
+                f"{utc.microsecond:06d}")  # SQLAlchemy's SQLite storage format, padded years included
+
+    @staticmethod
+    def json(value: Any) -> str:
+        return json.dumps(value)
+
+
+_DRIVERS = {name: _Driver(name) for name in ("sqlite", "postgresql")}
+
+
+def driver(conn: Connection) -> _Driver:
+    return _DRIVERS[conn.dialect.name]
+
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+# Run rows as this unit reads them: the JSON columns as their text, decoded by `RunRow.of` only
+# for a row it adopts. The goal index's query reads runs the batch already holds (their live
+# ones), and through the JSON type each of those was decoded again only to be dropped.
+_RUN_ROW = select(*[c for c in journey_runs.c if c.name not in ("results", "split_arms")],
+                  cast(journey_runs.c.results, Text).label("results"),
+                  cast(journey_runs.c.split_arms, Text).label("split_arms"))
+
+
+def _object(text: str | None) -> dict[str, Any]:
+    """A JSON object column read as text (`cast(..., Text)`), decoded: `{}` for NULL."""
+    return dict(json.loads(text)) if text else {}
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -82,8 +159,8 @@ class RunRow:
     @classmethod
     def of(cls, row: Any) -> RunRow:
         return cls(row.id, row.profile_id, row.journey_id, row.version_id, row.step_id, row.state, row.entered_at,
-                   row.wake_at, row.waiting_since, row.trigger_event_id, dict(row.results or {}),
-                   dict(row.split_arms or {}), row.row_version)
+                   row.wake_at, row.waiting_since, row.trigger_event_id, _object(row.results),
+                   _object(row.split_arms), row.row_version)
 
     @property
     def live(self) -> bool:
@@ -146,8 +223,16 @@ class UnitOfWork:
     last_entered: dict[tuple[int, int], datetime] = field(default_factory=dict)  # (profile, journey) -> newest entry
     new_runs: list[RunRow] = field(default_factory=list)  # started in this unit: inserted at flush
     run_ids: IdBlock = field(init=False)
-    history: dict[str, dict[int, list[tuple[datetime, dict[str, Any], int]]]] = field(default_factory=dict)
-    entries: dict[tuple[int, int], list[tuple[datetime, int]]] = field(default_factory=dict)  # (user, version) -> runs
+    # `count of` history: event name -> user -> (occurred_at, properties as JSON text, event id);
+    # the text is decoded into `event_props` only when a `where` needs it, once per event.
+    history: dict[str, dict[int, list[tuple[datetime, str | None, int]]]] = field(default_factory=dict)
+    event_props: dict[int, Mapping[str, Any]] = field(default_factory=dict)  # event id -> properties, decoded
+    # The goal index: (user, version) -> (entered_at, run id) of every run here, kept up to date
+    # as runs are adopted or started; `entries_loaded` says for which users a version's stored
+    # runs have been read, i.e. where the index is complete.
+    entries: defaultdict[tuple[int, int], list[tuple[datetime, int]]] = field(
+        default_factory=lambda: defaultdict(list))
+    entries_loaded: defaultdict[int, set[int]] = field(default_factory=lambda: defaultdict(set))  # version -> users
     sent_since: datetime | None = None  # outbox rows of loaded users from here on are in `sent`
     users_loaded: set[int] = field(default_factory=set)  # profiles whose runs are in `live` / `last_entered`
     trigger_props: dict[int, dict[str, Any]] = field(default_factory=dict)  # event id -> properties
@@ -203,7 +288,7 @@ class UnitOfWork:
         if not wanted:
             return
         for part in chunks(wanted):
-            self._adopt(self.conn.execute(select(journey_runs).where(and_(
+            self._adopt(self.conn.execute(_RUN_ROW.where(and_(
                 journey_runs.c.profile_id.in_(part), journey_runs.c.state.in_(LIVE_STATES)))))
             for row in self.conn.execute(
                     select(journey_runs.c.profile_id, journey_runs.c.journey_id, func.max(journey_runs.c.entered_at))
@@ -216,7 +301,7 @@ class UnitOfWork:
     def load_runs(self, run_ids: Iterable[int]) -> None:
         wanted = sorted({r for r in run_ids if r not in self.runs})
         for part in chunks(wanted):
-            self._adopt(self.conn.execute(select(journey_runs).where(journey_runs.c.id.in_(part))))
+            self._adopt(self.conn.execute(_RUN_ROW.where(journey_runs.c.id.in_(part))))
 
     def load_triggers(self, runs: Iterable[RunRow]) -> None:
         wanted = sorted({r.trigger_event_id for r in runs
@@ -231,6 +316,7 @@ class UnitOfWork:
                 continue  # ours is newer
             run = RunRow.of(row)
             self.runs[run.id] = run
+            self.entries[(run.profile_id, run.version_id)].append((run.entered_at, run.id))
             if run.live:
                 self.live[(run.profile_id, run.journey_id)] = run.id
 
@@ -257,28 +343,27 @@ class UnitOfWork:
         The first question about some versions loads those versions' runs for every user of
         the batch, in one query."""
         self.load_users([profile_id])
-        missing = [v for v in version_ids if (profile_id, v) not in self.entries]
+        missing = [v for v in version_ids if profile_id not in self.entries_loaded[v]]
         if missing:
             self._load_entries(missing)
         latest: dict[int, RunRow] = {}
         for version in version_ids:
-            before = [(at, run_id) for at, run_id in self.entries[(profile_id, version)] if at <= entered_by]
+            found = self.entries.get((profile_id, version))
+            before = [(at, run_id) for at, run_id in found if at <= entered_by] if found else None
             if before:
                 latest[version] = self.runs[max(before)[1]]
         return latest
 
     def _load_entries(self, versions: Sequence[int]) -> None:
-        wanted = {(p, v) for p in self.users_loaded for v in versions if (p, v) not in self.entries}
-        for key in wanted:
-            self.entries[key] = []
-        users = sorted({p for p, _ in wanted})
+        """Read the stored runs of `versions` for every user of the batch not read yet. The index
+        itself is kept by `_adopt` and `start_run`, so this costs one query per version set and
+        a pass over the users, never a rebuild over users x versions or over every run here."""
+        users = sorted(set().union(*(self.users_loaded - self.entries_loaded[v] for v in versions)))
         for part in chunks(users):
-            self._adopt(self.conn.execute(select(journey_runs).where(and_(
+            self._adopt(self.conn.execute(_RUN_ROW.where(and_(
                 journey_runs.c.profile_id.in_(part), journey_runs.c.version_id.in_(sorted(set(versions)))))))
-        for run in self.runs.values():  # those just read, and those started in this unit
-            key = (run.profile_id, run.version_id)
-            if key in wanted:
-                self.entries[key].append((run.entered_at, run.id))
+        for version in versions:
+            self.entries_loaded[version].update(users)
 
     def converted(self, run: RunRow) -> set[str]:
         """Goals already credited to the run; the first question loads them for every run here."""
@@ -327,12 +412,21 @@ class UnitOfWork:
             for p in wanted:
                 loaded[p] = []
             for part in chunks(wanted):
-                for row in self.conn.execute(select(events.c.profile_id, events.c.occurred_at, events.c.properties,
-                                                    events.c.id)
+                for row in self.conn.execute(select(events.c.profile_id, events.c.occurred_at,
+                                                    cast(events.c.properties, Text).label("properties"), events.c.id)
                                              .where(and_(events.c.profile_id.in_(part), events.c.name == event))):
-                    loaded[row.profile_id].append((row.occurred_at, row.properties or {}, row.id))
-        return sum(1 for at, props, event_id in loaded[profile_id]
-                   if event_id != without and (since is None or at >= since) and (where is None or where(props)))
+                    loaded[row.profile_id].append((row.occurred_at, row.properties, row.id))
+        return sum(1 for at, text, event_id in loaded[profile_id]
+                   if event_id != without and (since is None or at >= since)
+                   and (where is None or where(self._event_props(event_id, text))))
+
+    def _event_props(self, event_id: int, text: str | None) -> Mapping[str, Any]:
+        """An event's properties for a `where`, decoded at most once per unit: the batch's own
+        events come decoded already (`process_events` reads them), history reads them as text."""
+        found = self.event_props.get(event_id)
+        if found is None:
+            found = self.event_props[event_id] = (json.loads(text) if text else None) or {}  # as the JSON type read it
+        return found
 
     # ------------------------------------------------------------------ writing
 
@@ -344,9 +438,7 @@ class UnitOfWork:
         self.new_runs.append(run)
         self.runs[run.id] = run
         self.counters += counters.moves(version_id, None, (run.state, run.step_id), self.now)  # born live
-        known = self.entries.get((profile_id, version_id))
-        if known is not None:  # otherwise `_load_entries` will find it in `runs`
-            known.append((run.entered_at, run.id))
+        self.entries[(profile_id, version_id)].append((run.entered_at, run.id))
         self.live[(profile_id, journey_id)] = run.id
         self.last_entered[(profile_id, journey_id)] = self.now
         self.entered_this_input.add((profile_id, journey_id))
@@ -425,6 +517,19 @@ class UnitOfWork:
         self._insert_new_runs([r for r in self.new_runs if r.id == run_id])  # the code row refers to it
         return coupons.claim(self.conn, pool, profile_id, run_id, key, self.now)
 
+    def mark_processed(self, event_ids: Sequence[int]) -> None:
+        """Mark events applied, in this transaction: one statement per batch on PostgreSQL (an
+        array), the driver's executemany on SQLite."""
+        d = driver(self.conn)
+        if d.postgresql:
+            self.conn.exec_driver_sql("UPDATE events SET processed_at=%s "
+                                      "WHERE events.id IN (SELECT unnest(%s::bigint[]))",
+                                      (d.when(self.now), list(event_ids)))
+        else:
+            now = d.when(self.now)
+            self.conn.exec_driver_sql("UPDATE events SET processed_at=? WHERE events.id IN (?)",
+                                      [(now, event_id) for event_id in event_ids])
+
     def flush(self) -> None:
         """Write everything buffered, each kind of row with one multi-row statement. Updates of
         existing runs go before new runs: a run that ended in this unit is still live in the
@@ -434,8 +539,11 @@ class UnitOfWork:
         self._insert_new_runs(self.new_runs)
         self._flush_timers()
         if self.outbox_rows:
-            insert_ = postgresql.insert(outbox) if self.conn.dialect.name == "postgresql" else sqlite.insert(outbox)
-            self.conn.execute(insert_.on_conflict_do_nothing(index_elements=["idempotency_key"]), self.outbox_rows)
+            d = driver(self.conn)
+            self.conn.exec_driver_sql(d.sql(_OUTBOX_INSERT), [
+                (r["idempotency_key"], r["run_id"], r["profile_id"], r["journey_id"], r["step_id"], r["channel"],
+                 d.json(r["payload"]), d.when(r["send_at"]), r["status"], r["last_error"], d.when(r["created_at"]),
+                 d.when(r["updated_at"])) for r in self.outbox_rows])
             self.outbox_rows = []
             for sent in self.sent.values():
                 for s in sent:
@@ -448,31 +556,35 @@ class UnitOfWork:
         if self.conversion_rows:
             self.conn.execute(insert(conversions), self.conversion_rows)
             self.conversion_rows = []
-        counters.increment(self.conn, self.counters)
+        totals = counters.summed(self.counters)
+        if totals:
+            d = driver(self.conn)
+            self.conn.exec_driver_sql(d.sql(counters.UPSERT_SQL), [(v, s, m, d.when(b), n) for v, s, m, b, n in totals])
         self.counters = []
 
     def _flush_profiles(self) -> None:
         changed = [p for p in self.profiles.values() if p.changed]
         if not changed:
             return
+        d = driver(self.conn)
+        now = d.when(self.now)
         params = []
         for p in changed:
             zone = p.user.get("timezone")
-            params.append({"b_id": p.id, "b_traits": {k: v for k, v in p.user.items() if k != "tags"},
-                           "b_tags": list(p.user.get("tags") or []), "b_zone": zone if isinstance(zone, str) else None})
+            params.append((d.json({k: v for k, v in p.user.items() if k != "tags"}),
+                           d.json(list(p.user.get("tags") or [])), zone if isinstance(zone, str) else None, now, p.id))
             p.changed = False
-        self.conn.execute(update(profiles).where(profiles.c.id == bindparam("b_id")).values(
-            traits=bindparam("b_traits"), tags=bindparam("b_tags"), timezone=bindparam("b_zone"),
-            updated_at=self.now, row_version=profiles.c.row_version + 1), params)
+        self.conn.exec_driver_sql(d.sql(_PROFILE_UPDATE), params)
 
     def _insert_new_runs(self, runs: Sequence[RunRow]) -> None:
         if not runs:
             return
-        self.conn.execute(insert(journey_runs), [
-            {"id": r.id, "profile_id": r.profile_id, "journey_id": r.journey_id, "version_id": r.version_id,
-             "step_id": r.step_id, "state": r.state, "entered_at": r.entered_at, "updated_at": self.now,
-             "wake_at": r.wake_at, "waiting_since": r.waiting_since, "trigger_event_id": r.trigger_event_id,
-             "results": r.results, "split_arms": r.split_arms, "row_version": r.row_version} for r in runs])
+        d = driver(self.conn)
+        now = d.when(self.now)
+        self.conn.exec_driver_sql(d.sql(_RUN_INSERT), [
+            (r.id, r.profile_id, r.journey_id, r.version_id, r.step_id, r.state, d.when(r.entered_at), now,
+             d.when(r.wake_at), d.when(r.waiting_since), r.trigger_event_id, d.json(r.results), d.json(r.split_arms),
+             r.row_version) for r in runs])
         for r in runs:
             r.dirty = False
         written = {r.id for r in runs}
@@ -483,14 +595,11 @@ class UnitOfWork:
         dirty = [r for r in self.runs.values() if r.dirty and r.id not in new]
         if not dirty:
             return
-        params = [{"b_id": r.id, "b_version": r.row_version, "b_state": r.state, "b_step": r.step_id,
-                   "b_wake": r.wake_at, "b_since": r.waiting_since, "b_results": r.results, "b_arms": r.split_arms}
-                  for r in dirty]
-        done = self.conn.execute(update(journey_runs).where(and_(
-            journey_runs.c.id == bindparam("b_id"), journey_runs.c.row_version == bindparam("b_version"))).values(
-            state=bindparam("b_state"), step_id=bindparam("b_step"), wake_at=bindparam("b_wake"),
-            waiting_since=bindparam("b_since"), results=bindparam("b_results"), split_arms=bindparam("b_arms"),
-            updated_at=self.now, row_version=journey_runs.c.row_version + 1), params)
+        d = driver(self.conn)
+        now = d.when(self.now)
+        params = [(r.state, r.step_id, d.when(r.wake_at), d.when(r.waiting_since), d.json(r.results),
+                   d.json(r.split_arms), now, r.id, r.row_version) for r in dirty]
+        done = self.conn.exec_driver_sql(d.sql(_RUN_UPDATE), params)
         if self.conn.dialect.supports_sane_multi_rowcount and done.rowcount != len(params):
             raise ConcurrentUpdate(f"{len(params) - done.rowcount} of {len(params)} runs changed under this batch")
         for r in dirty:
@@ -500,14 +609,18 @@ class UnitOfWork:
     def _flush_timers(self) -> None:
         if not self.timers:
             return
-        changed = sorted(self.timers)
-        for part in chunks(changed):
-            self.conn.execute(delete(timers).where(timers.c.run_id.in_(part)))
-        rows = [{"run_id": run_id, "due_at": due_at, "kind": TIMER_KIND, "step_id": step}
+        d = driver(self.conn)
+        rows = [(run_id, d.when(due_at), TIMER_KIND, step)
                 for run_id, timer in sorted(self.timers.items()) if timer is not None
                 for step, due_at in [timer]]
-        if rows:
-            self.conn.execute(insert(timers), rows)
+        if d.postgresql:
+            self.conn.exec_driver_sql(_PG_TIMER_DELETE, (sorted(self.timers),))
+            if rows:
+                self.conn.exec_driver_sql(_PG_TIMER_INSERT, tuple(list(column) for column in zip(*rows, strict=True)))
+        else:
+            self.conn.exec_driver_sql(d.sql(_TIMER_DELETE), [(run_id,) for run_id in sorted(self.timers)])
+            if rows:
+                self.conn.exec_driver_sql(d.sql(_TIMER_INSERT), rows)
         self.timers = {}
 
 

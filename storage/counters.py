@@ -50,11 +50,7 @@ def increment(conn: Connection, rows: Iterable[CounterRow]) -> None:
     datetime: it counts in the UTC hour that holds it. Counters are written in key order, so
     concurrent batches lock rows in the same order and cannot deadlock each other.
     """
-    totals: dict[tuple[int, str, str, datetime], int] = {}
-    for version_id, step_id, metric, moment, n in rows:
-        key = (version_id, step_id, metric, hour_bucket(moment))
-        totals[key] = totals.get(key, 0) + n
-    totals = {key: n for key, n in totals.items() if n}  # a gauge's +1 and -1 in one hour cancel
+    totals = summed(rows)
     if not totals:
         return
     insert = _insert(conn.dialect.name)
@@ -64,11 +60,25 @@ def increment(conn: Connection, rows: Iterable[CounterRow]) -> None:
     )
     conn.execute(
         upsert,
-        [
-            {"version_id": v, "step_id": s, "metric": m, "bucket": b, "count": n}
-            for (v, s, m, b), n in sorted(totals.items())
-        ],
+        [{"version_id": v, "step_id": s, "metric": m, "bucket": b, "count": n} for v, s, m, b, n in totals],
     )
+
+
+# `increment` as SQL text for the driver's executemany (the engine's flush, `?` for a value):
+# the same upsert, below SQLAlchemy's per-row processing. Rows come from `summed`.
+UPSERT_SQL = ("INSERT INTO step_counters (version_id, step_id, metric, bucket, count) VALUES (?, ?, ?, ?, ?) "
+              "ON CONFLICT (version_id, step_id, metric, bucket) DO UPDATE SET count = step_counters.count + "
+              "excluded.count")
+
+
+def summed(rows: Iterable[CounterRow]) -> list[CounterRow]:
+    """The rows summed per counter (each hour's bucket as its moment), without those that sum
+    to zero (a gauge's +1 and -1 in one hour cancel), in key order: what `increment` writes."""
+    totals: dict[tuple[int, str, str, datetime], int] = {}
+    for version_id, step_id, metric, moment, n in rows:
+        key = (version_id, step_id, metric, hour_bucket(moment))
+        totals[key] = totals.get(key, 0) + n
+    return [(v, s, m, b, n) for (v, s, m, b), n in sorted(totals.items()) if n]
 
 
 def moves(version_id: int, before: Place | None, after: Place | None, moment: datetime) -> list[CounterRow]:

@@ -49,6 +49,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -359,8 +360,11 @@ def _draw(dialect: str) -> Update:
         free = free.with_for_update(skip_locked=True)
     earlier, held = coupon_codes.alias("earlier"), coupon_codes.alias("held")
     key_unused = ~exists().where(earlier.c.claim_key == bindparam("b_key"))
-    holds_none = ~exists().where(and_(held.c.pool_id == in_pool, or_(held.c.profile_id == profile_id,
-                                                                     held.c.holder_id == profile_id)))
+    # Two NOT EXISTS rather than one over `profile_id = ? OR holder_id = ?`: with the OR, SQLite
+    # searched the holder index by pool only and walked every code of the pool (a claim cost 0.9
+    # ms at 4,000 codes, 4.9 ms at 16,000); apart, each is one probe of its own index.
+    holds_none = and_(~exists().where(and_(held.c.pool_id == in_pool, held.c.profile_id == profile_id)),
+                      ~exists().where(and_(held.c.pool_id == in_pool, held.c.holder_id == profile_id)))
     return (update(coupon_codes).where(and_(codes.id == free.scalar_subquery(), key_unused,
                                             or_(~one_per_user, holds_none)))
             .values(profile_id=profile_id, run_id=bindparam("b_run"), issued_at=bindparam("b_now"),
@@ -379,10 +383,13 @@ def _held(conn: Connection, pool: int, profile_id: int) -> ClaimedCode | None:
     """The code of `pool` this person holds, if any: the first given, when a One-ID merge left
     them two. Looked for by holder too: a profile merged away still finds the code it drew."""
     codes = coupon_codes.c
-    found = conn.execute(select(codes.code, codes.expires_at)
-                         .where(and_(codes.pool_id == pool,
-                                     or_(codes.profile_id == profile_id, codes.holder_id == profile_id)))
-                         .order_by(codes.issued_at, codes.id).limit(1)).one_or_none()
+    # A UNION of two lookups, each on its own index, rather than `profile_id = ? OR holder_id = ?`,
+    # which SQLite served by the holder index on pool_id alone: every code of the pool, per claim.
+    either = union(*(select(codes.code, codes.expires_at, codes.issued_at, codes.id)
+                     .where(and_(codes.pool_id == pool, column == profile_id))
+                     for column in (codes.profile_id, codes.holder_id))).subquery()
+    found = conn.execute(select(either.c.code, either.c.expires_at)
+                         .order_by(either.c.issued_at, either.c.id).limit(1)).one_or_none()
     return _claimed(found.code, found.expires_at, reused=True) if found is not None else None
 
 
