@@ -15,6 +15,10 @@ flight, each provider under its own rate limit), and records all outcomes in one
 A 429 also holds the provider's whole bucket shut for its Retry-After. A row whose lease is
 about to end before its turn comes is released unsent rather than risk a second dispatcher
 sending it too.
+
+`run` overlaps batches (see its docstring): the next is claimed while the last sends of the
+current one are in flight, and claims and records run in worker threads, so the database's
+waits do not stop the sends. `dispatch_once` is one batch from claim to record, alone.
 """
 
 from __future__ import annotations
@@ -76,6 +80,10 @@ class Dispatcher:
             bucket = (TokenBucket(config.rate_per_second, config.burst, monotonic, sleep) if monotonic
                       else TokenBucket(config.rate_per_second, config.burst, sleep=sleep))
             self.lanes[channel] = Lane(provider, bucket, timedelta(seconds=config.timeout_seconds * 2))
+        self._unsafe = frozenset(self.unsafe_to_repeat())
+        self._db = asyncio.Lock()  # this dispatcher's claim and record, one at a time (see `_claim`)
+        self._unfinished = 0  # rows claimed by running batches whose outcome is not known yet
+        self._progress = asyncio.Event()  # set when a row or a batch finishes: `run` may claim again
 
     async def aclose(self) -> None:
         for lane in self.lanes.values():
@@ -92,17 +100,94 @@ class Dispatcher:
 
     async def dispatch_once(self, limit: int | None = None) -> BatchReport:
         """Claim one batch, send it, record it. The report says what became of each row."""
-        policy = self.settings.dispatch
-        claimed = outbox.claim(self.db, self.clock.now(), limit or policy.batch_size,
-                               timedelta(seconds=policy.lease_seconds), self.unsafe_to_repeat())
-        report = BatchReport(claimed=len(claimed))
+        claimed = await self._claim(limit)
         if not claimed:
-            return report
-        gate = asyncio.Semaphore(policy.concurrency)
-        built = await asyncio.to_thread(self._compose_all, claimed)
-        outcomes = await asyncio.gather(*(self._deliver(row, gate, message)
-                                          for row, message in zip(claimed, built, strict=True)))
-        outbox.record(self.db, outcomes, self.clock.now())
+            return BatchReport()
+        return await self._batch(claimed, asyncio.Semaphore(self.settings.dispatch.concurrency))
+
+    async def run(self, until_idle: bool = False, stop: asyncio.Event | None = None) -> Counter[str]:
+        """Dispatch batch after batch; with `until_idle`, stop when nothing is due.
+
+        Pipelined: the next batch is claimed while the current one's last sends are in flight,
+        as soon as the window has room for it (fewer unfinished rows than `concurrency`), so the
+        window does not drain to nothing at the end of every batch while claiming, composing and
+        recording happen one after the other. At most two batches are held at once, and a batch
+        that fills the window is never joined by another: a dispatcher whose sends all hang holds
+        one batch, not more. Every claimed row is sent and recorded before `run` returns, even
+        when a batch fails or `stop` is set; nothing in flight is ever cancelled."""
+        total: Counter[str] = Counter()
+        running: set[asyncio.Task[BatchReport]] = set()
+        gate = asyncio.Semaphore(self.settings.dispatch.concurrency)
+        failures: list[BaseException] = []
+        try:
+            while stop is None or not stop.is_set():
+                await self._room(running, total, failures)
+                if failures or (stop is not None and stop.is_set()):
+                    break
+                claimed = await self._claim(None)
+                if claimed:
+                    running.add(asyncio.create_task(self._batch(claimed, gate)))
+                elif running:  # what they record may be due again (a retry): claim once they are done
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                elif until_idle:
+                    break
+                else:
+                    await self.sleep(self.settings.dispatch.poll_seconds)
+        finally:
+            if running:
+                await asyncio.wait(running)
+                self._reap(running, total, failures)
+        if failures:
+            raise failures[0]
+        return total
+
+    async def _room(self, running: set[asyncio.Task[BatchReport]], total: Counter[str],
+                    failures: list[BaseException]) -> None:
+        """Wait until another batch may be claimed: fewer than two held, and the window has room."""
+        self._reap(running, total, failures)
+        while running and not failures and (len(running) >= 2
+                                            or self._unfinished >= self.settings.dispatch.concurrency):
+            self._progress.clear()
+            await self._progress.wait()
+            self._reap(running, total, failures)
+
+    @staticmethod
+    def _reap(running: set[asyncio.Task[BatchReport]], total: Counter[str], failures: list[BaseException]) -> None:
+        """Take the finished batches out of `running`, adding up their outcomes."""
+        for task in [task for task in running if task.done()]:
+            running.discard(task)
+            error = task.exception()
+            if error is not None:
+                failures.append(error)
+            else:
+                total.update(task.result().statuses)
+
+    async def _claim(self, limit: int | None) -> list[Claimed]:
+        """Due rows, claimed in a worker thread: the statement waits for SQLite's one writer (or
+        PostgreSQL's round trips) while this loop's sends go on. One database call of this
+        dispatcher at a time (`_db`): an in-memory SQLite database is one shared connection."""
+        policy = self.settings.dispatch
+        async with self._db:
+            claimed = await asyncio.to_thread(outbox.claim, self.db, self.clock.now(), limit or policy.batch_size,
+                                              timedelta(seconds=policy.lease_seconds), self._unsafe)
+        self._unfinished += len(claimed)  # counted down by `_counted` as each outcome is known
+        return claimed
+
+    async def _batch(self, claimed: list[Claimed], gate: asyncio.Semaphore) -> BatchReport:
+        """Compose, send and record one claimed batch."""
+        report = BatchReport(claimed=len(claimed))
+        try:
+            try:
+                built = await asyncio.to_thread(self._compose_all, claimed)
+            except BaseException:
+                self._unfinished -= len(claimed)  # none of them will be counted by `_counted`
+                raise
+            outcomes = await asyncio.gather(*(self._counted(row, gate, message)
+                                              for row, message in zip(claimed, built, strict=True)))
+            async with self._db:
+                await asyncio.to_thread(outbox.record, self.db, outcomes, self.clock.now())
+        finally:
+            self._progress.set()
         for row, outcome in zip(claimed, outcomes, strict=True):
             report.statuses[outcome.status] += 1
             if outcome.status not in ("sent", "pending"):  # a message that did not go out is news too
@@ -113,18 +198,14 @@ class Dispatcher:
                 report.retries += 1
         return report
 
-    async def run(self, until_idle: bool = False, stop: asyncio.Event | None = None) -> Counter[str]:
-        """Dispatch batch after batch; with `until_idle`, stop when nothing is due."""
-        total: Counter[str] = Counter()
-        while stop is None or not stop.is_set():
-            report = await self.dispatch_once()
-            total.update(report.statuses)
-            if report.claimed:
-                continue
-            if until_idle:
-                break
-            await self.sleep(self.settings.dispatch.poll_seconds)
-        return total
+    async def _counted(self, row: Claimed, gate: asyncio.Semaphore, message: Delivery | MessageInvalid) -> Outcome:
+        """`_deliver`, counting the row as finished (room in the window) once its outcome is known."""
+        try:
+            return await self._deliver(row, gate, message)
+        finally:
+            self._unfinished -= 1
+            if self._unfinished < self.settings.dispatch.concurrency:
+                self._progress.set()
 
     def _compose_all(self, rows: list[Claimed]) -> list[Delivery | MessageInvalid]:
         """Every message of the batch, or why it cannot be built. Run in a worker thread:

@@ -133,6 +133,19 @@ def _this_attempt() -> Any:
     return and_(outbox.c.id == bindparam("o_id"), outbox.c.attempts == bindparam("o_attempts"))
 
 
+# `record`'s statements, built once: only their parameters change from batch to batch, and
+# building the construct again (and its cache key) on every call is work for nothing.
+_FINISH = (update(outbox).where(_this_attempt())
+           .values(status=bindparam("o_status"), last_error=bindparam("o_error"),
+                   next_attempt_at=bindparam("o_next"), provider=bindparam("o_provider"),
+                   provider_message_id=bindparam("o_message_id"), sent_at=bindparam("o_sent_at"),
+                   recipient=func.coalesce(bindparam("o_recipient", type_=String), outbox.c.recipient),
+                   content=func.coalesce(bindparam("o_content", type_=Text), outbox.c.content),
+                   lease_until=None, updated_at=bindparam("o_now")))
+_RELEASE = (update(outbox).where(_this_attempt())
+            .values(lease_until=None, attempts=outbox.c.attempts - 1, updated_at=bindparam("o_now")))
+
+
 def record(db: Engine, outcomes: Sequence[Outcome], now: datetime) -> None:
     """Write every outcome in one transaction; each only if its attempt is still the row's
     latest (a row re-claimed after its lease ran out belongs to the newer attempt)."""
@@ -140,25 +153,16 @@ def record(db: Engine, outcomes: Sequence[Outcome], now: datetime) -> None:
     released = [o for o in outcomes if o.status == "pending"]
     with db.begin() as conn:
         if finished:
-            conn.execute(
-                update(outbox).where(_this_attempt())
-                .values(status=bindparam("o_status"), last_error=bindparam("o_error"),
-                        next_attempt_at=bindparam("o_next"), provider=bindparam("o_provider"),
-                        provider_message_id=bindparam("o_message_id"), sent_at=bindparam("o_sent_at"),
-                        recipient=func.coalesce(bindparam("o_recipient", type_=String), outbox.c.recipient),
-                        content=func.coalesce(bindparam("o_content", type_=Text), outbox.c.content),
-                        lease_until=None, updated_at=now),
-                [{"o_id": o.id, "o_attempts": o.attempts, "o_status": o.status, "o_error": o.error,
-                  "o_next": o.next_attempt_at, "o_provider": o.provider, "o_message_id": o.provider_message_id,
-                  "o_sent_at": o.sent_at, "o_recipient": o.recipient, "o_content": o.content} for o in finished])
+            conn.execute(_FINISH, [
+                {"o_id": o.id, "o_attempts": o.attempts, "o_status": o.status, "o_error": o.error,
+                 "o_next": o.next_attempt_at, "o_provider": o.provider, "o_message_id": o.provider_message_id,
+                 "o_sent_at": o.sent_at, "o_recipient": o.recipient, "o_content": o.content, "o_now": now}
+                for o in finished])
         for o in finished:
             if o.reply is not None and o.run_id is not None and o.step_id is not None:
                 deliver_reply(conn, o.run_id, o.step_id, o.reply, now)
         if released:  # never attempted: give the attempt back
-            conn.execute(
-                update(outbox).where(_this_attempt())
-                .values(lease_until=None, attempts=outbox.c.attempts - 1, updated_at=now),
-                [{"o_id": o.id, "o_attempts": o.attempts} for o in released])
+            conn.execute(_RELEASE, [{"o_id": o.id, "o_attempts": o.attempts, "o_now": now} for o in released])
 
 
 # --------------------------------------------------------------------------- listings and retries

@@ -1,22 +1,36 @@
 """Dispatch throughput: outbox rows sent to a loopback provider that takes 20 ms per request
-and fails 10% of them with a 503.
+and fails 10% of them with a 503, beside the same requests sent with no database at all.
 
-    python benchmarks/dispatch.py                        # 100,000 rows on SQLite, concurrency 200
+    python benchmarks/dispatch.py                        # 20,000 rows on SQLite, concurrency 200
     python benchmarks/dispatch.py --database postgresql+psycopg://postgres@127.0.0.1:5432/test
-    python benchmarks/dispatch.py --rows 20000 --concurrency 50
+    python benchmarks/dispatch.py --rows 5000 --concurrency 50
     python benchmarks/dispatch.py --smoke                # CI: a few hundred rows, so this cannot rot
 
 The provider is the generic HTTP one (with an idempotency header) against a Starlette app in a
 separate process, so the server does not share our interpreter. Retries are due almost at once
-(backoff base 10 ms) so the run measures them instead of waiting. Printed: messages sent per
-second end to end (claim, render, send, record), total attempts, and the share of attempts that
-were retries; with a 10% failure rate about 10% is expected.
+(backoff base 10 ms) so the run measures them instead of waiting.
+
+Each run prints, in the same minute against the same server, three rows:
+
+- the floor the issue names: the same number of messages sent from one bare `httpx.AsyncClient`
+  whose pool is sized to the concurrency, the same concurrency, each 503 retried at once, no
+  database, no templates;
+- the same with httpx's transport and a connection per concurrency slot, which is how the
+  providers send (actions/providers/base.py says why): the floor of the HTTP work the dispatcher
+  does, so that dispatcher / this floor is the cost of everything else (claim, render, rate
+  limits, record);
+- the dispatcher end to end (claim, render, send, record), through `Dispatcher.run`.
+
+For each: messages sent per second, requests made, the process's CPU over the phase as a share
+of one core (the server runs in another process) and in microseconds per message. On a shared
+machine the CPU per message is the steadier figure: a phase that gets less of a core goes slower.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import multiprocessing
 import os
 import random
@@ -31,8 +45,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Engine, insert, make_url, select, text
 
@@ -128,23 +142,96 @@ def bench_settings(url: str, concurrency: int, batch: int) -> Settings:
     }))
 
 
-async def dispatch_all(db: Engine, settings: Settings, rows: int, progress: Progress) -> dict[str, int]:
-    task = progress.add_task("dispatching", total=rows)
-    totals = {"sent": 0, "attempts": 0, "retries": 0}
+class Phase:
+    """Wall and process CPU time over one phase of the run."""
+
+    def __enter__(self) -> Phase:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def figures(name: str, sent: int, requests: int, phase: Phase) -> dict[str, Any]:
+    return {"name": name, "sent": sent, "requests": requests, "seconds": phase.wall, "rate": sent / phase.wall,
+            "cpu_share": phase.cpu / phase.wall, "cpu_us": phase.cpu / max(sent, 1) * 1e6}
+
+
+BODY = '{{"to": "+86138{n:08d}", "text": "Hi n{m}, your code is G-{n}"}}'
+
+
+async def floor_client(url: str, rows: int, concurrency: int) -> int:
+    """`rows` messages from one bare AsyncClient, pool sized to the concurrency; requests made."""
+    requests = itertools.count(1)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(n: int) -> None:
+            body = BODY.format(n=n, m=n % 97).encode()
+            async with gate:
+                while True:
+                    next(requests)
+                    response = await client.post(url, content=body, headers={
+                        "Content-Type": "application/json", "X-Request-Id": f"bench/{n}"})
+                    if response.status_code != 503:
+                        response.raise_for_status()
+                        return
+
+        await asyncio.gather(*(one(n) for n in range(rows)))
+    return next(requests) - 1
+
+
+async def floor_slots(url: str, rows: int, concurrency: int) -> int:
+    """The same through httpx's transport, one connection per slot, requests built by hand; requests made."""
+    requests = itertools.count(1)
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    tls = httpx.create_ssl_context()  # one CA bundle load (60 ms), not one per transport, as the providers do
+    transports = [httpx.AsyncHTTPTransport(limits=limits, verify=tls) for _ in range(concurrency)]
+    free = list(transports)
+    timeout = {"timeout": httpx.Timeout(10).as_dict()}
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(n: int) -> None:
+        body = BODY.format(n=n, m=n % 97).encode()
+        async with gate:
+            transport = free.pop()
+            try:
+                while True:
+                    next(requests)
+                    request = httpx.Request("POST", url, content=body, extensions=timeout, headers={
+                        "Content-Type": "application/json", "X-Request-Id": f"bench/{n}"})
+                    response = await transport.handle_async_request(request)
+                    await response.aread()
+                    if response.status_code != 503:
+                        if not response.is_success:
+                            raise RuntimeError(f"the floor got HTTP {response.status_code}")
+                        return
+            finally:
+                free.append(transport)
+
+    await asyncio.gather(*(one(n) for n in range(rows)))
+    for transport in transports:
+        await transport.aclose()
+    return next(requests) - 1
+
+
+async def dispatch_all(db: Engine, settings: Settings, rows: int) -> tuple[int, int]:
+    """Run the dispatcher until every row is sent; messages sent and requests made."""
+    sent = requests = 0
     async with Dispatcher(db, settings, SystemClock()) as dispatcher:
-        while totals["sent"] < rows:
-            report = await dispatcher.dispatch_once()
-            if not report.claimed:
+        while sent < rows:
+            totals = await dispatcher.run(until_idle=True)
+            if not totals:
                 await asyncio.sleep(0.005)  # retries not yet due
                 continue
-            totals["sent"] += report.statuses["sent"]
-            totals["attempts"] += report.claimed - report.statuses["pending"]
-            totals["retries"] += report.retries
-            progress.update(task, completed=totals["sent"])
-            failed = sum(n for status, n in report.statuses.items() if status in ("failed", "dead", "uncertain"))
+            sent += totals["sent"]
+            requests += sum(totals.values()) - totals["pending"]
+            failed = sum(n for status, n in totals.items() if status in ("failed", "dead", "uncertain"))
             if failed:
-                raise RuntimeError(f"{failed} messages failed for good: {dict(report.statuses)}")
-    return totals
+                raise RuntimeError(f"{failed} messages failed for good: {dict(totals)}")
+    return sent, requests
 
 
 @contextmanager
@@ -166,45 +253,58 @@ def fresh_database(url: str | None, scratch: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def run(url: str, rows: int, concurrency: int, batch: int, console: Console) -> dict[str, Any]:
+def run(url: str, rows: int, concurrency: int, batch: int, bare_rows: int, console: Console
+        ) -> list[dict[str, Any]]:
     db = connect(url)
     migrate(db)
     fill(db, rows)
     process, provider_url = start_provider(seed=7)
+    results = []
     try:
-        with Progress(console=console, transient=True) as progress:
-            started = time.perf_counter()
-            totals = asyncio.run(dispatch_all(db, bench_settings(provider_url, concurrency, batch), rows, progress))
-            elapsed = time.perf_counter() - started
+        asyncio.run(floor_slots(provider_url, concurrency * 2, concurrency))  # warm the server up, untimed
+        with console.status("floor: a connection per slot"), Phase() as phase:
+            requests = asyncio.run(floor_slots(provider_url, rows, concurrency))
+        results.append(figures("floor: httpx transport, a connection per slot", rows, requests, phase))
+        with console.status(f"dispatcher ({db.dialect.name})"), Phase() as phase:
+            sent, requests = asyncio.run(dispatch_all(db, bench_settings(provider_url, concurrency, batch), rows))
+        results.append(figures(f"dispatcher ({db.dialect.name})", sent, requests, phase))
+        with console.status("floor: one AsyncClient"), Phase() as phase:
+            requests = asyncio.run(floor_client(provider_url, bare_rows, concurrency))
+        results.append(figures("floor: one httpx.AsyncClient, pool = concurrency", bare_rows, requests, phase))
     finally:
         process.kill()
         process.join()
         db.dispose()
-    return {"backend": db.dialect.name, "rows": rows, "concurrency": concurrency, "batch": batch,
-            "seconds": elapsed, "rate": totals["sent"] / elapsed, "attempts": totals["attempts"],
-            "retry_share": totals["retries"] / max(totals["attempts"], 1)}
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--batch", type=int, default=1_000, help="rows claimed per transaction")
+    parser.add_argument("--bare-rows", type=int, help="messages for the one-AsyncClient floor (default: --rows; it "
+                                                      "is slow, see actions/providers/base.py)")
     parser.add_argument("--database", help="a PostgreSQL URL: the run uses a schema of its own there "
                                            "(default: a SQLite file in a temporary directory)")
     parser.add_argument("--smoke", action="store_true", help="a few hundred rows: CI's check that this still runs")
     args = parser.parse_args()
     if args.smoke:
         args.rows, args.concurrency, args.batch = 300, 50, 100
-    console = Console()
+    bare_rows = args.bare_rows or args.rows
+    console = Console(width=max(Console().width, 150))
     with tempfile.TemporaryDirectory() as scratch, fresh_database(args.database, Path(scratch)) as url:
-        result = run(url, args.rows, args.concurrency, args.batch, console)
-    table = Table(title=f"Dispatch: {LATENCY_SECONDS * 1000:.0f} ms provider, {FAILURE_RATE:.0%} injected failures")
-    for column in ("backend", "rows", "concurrency", "batch", "seconds", "messages/s", "attempts", "retries"):
+        results = run(url, args.rows, args.concurrency, args.batch, bare_rows, console)
+    slots, dispatcher, bare = results
+    table = Table(title=f"Dispatch: {LATENCY_SECONDS * 1000:.0f} ms provider, {FAILURE_RATE:.0%} injected failures, "
+                        f"concurrency {args.concurrency}, batches of {args.batch}")
+    for column in ("", "messages", "requests", "seconds", "messages/s", "CPU share", "CPU us/message",
+                   "dispatcher ÷ this"):
         table.add_column(column, justify="right")
-    table.add_row(result["backend"], f"{result['rows']:,}", str(result["concurrency"]), str(result["batch"]),
-                  f"{result['seconds']:.1f}", f"{result['rate']:,.0f}", f"{result['attempts']:,}",
-                  f"{result['retry_share']:.1%}")
+    for result in (bare, slots, dispatcher):
+        table.add_row(result["name"], f"{result['sent']:,}", f"{result['requests']:,}", f"{result['seconds']:.1f}",
+                      f"{result['rate']:,.0f}", f"{result['cpu_share']:.2f}", f"{result['cpu_us']:,.0f}",
+                      f"{dispatcher['rate'] / result['rate']:.2f}")
     console.print(table)
 
 

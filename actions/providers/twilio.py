@@ -12,9 +12,8 @@ Twilio takes no idempotency key for sending, so a timeout after the request left
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
-
-import httpx
 
 from engine.clock import Clock
 
@@ -64,7 +63,12 @@ class TwilioSms(HttpProvider):
             form["From"] = self.config.sender or ""
         if self.config.status_callback:
             form["StatusCallback"] = self.config.status_callback
-        auth = httpx.BasicAuth(self.config.account_sid, self.config.auth_token.reveal())
-        response = await self.request("POST", self.url, data=form, auth=auth)
+        response = await self.request("POST", self.url, data=form, headers={"Authorization": self._basic()})
         sid = response.json().get("sid") if response.content else None
         return Receipt(str(sid) if sid else None)
+
+    def _basic(self) -> str:
+        """HTTP Basic for the account, built per send: the token is kept only as a `Secret`, so
+        that no attribute of the provider shows it (not even base64-encoded)."""
+        pair = f"{self.config.account_sid}:{self.config.auth_token.reveal()}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")

@@ -7,15 +7,17 @@ import asyncio
 import json
 import random
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from actions import outbox as store
 from actions.dispatcher import BatchReport, Dispatcher
+from actions.errors import RetryableFailure
 from actions.providers import build_provider
 from actions.providers.base import Delivery, Provider, Receipt
 from actions.settings import Settings
@@ -418,3 +420,73 @@ def test_a_webhook_that_fails_for_good_wakes_its_step_with_the_failure(db: Engin
         thanks = conn.execute(select(outbox).where(outbox.c.step_id == "thanks")).one()
     assert thanks.payload["results"]["credit"]["status"] == "failed"
     assert "loopback" in thanks.payload["results"]["credit"]["error"]
+
+
+# --------------------------------------------------------------------------- the pipelined run
+
+
+class Timed:
+    """A provider in process: each send takes a few milliseconds of real time, one in seven
+    answers 503, and it notes what it was given, when, how many sends were in flight, and how
+    many rows the outbox held leased at that moment."""
+
+    name, idempotent = "timed", True
+
+    def __init__(self, db: Engine) -> None:
+        self.db = db
+        self.keys: list[str] = []
+        self.started: list[float] = []
+        self.in_flight = self.most_in_flight = self.most_leased = 0
+        self.rng = random.Random(18)
+
+    async def send(self, delivery: Delivery) -> Receipt:
+        self.keys.append(delivery.key)
+        self.started.append(time.monotonic())
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        if len(self.keys) % 5 == 0:
+            with self.db.connect() as conn:
+                leased = conn.execute(select(func.count()).select_from(outbox)
+                                      .where(outbox.c.lease_until.is_not(None))).scalar_one()
+            self.most_leased = max(self.most_leased, leased)
+        try:
+            await asyncio.sleep(self.rng.uniform(0.001, 0.006))
+            if self.rng.random() < 1 / 7:
+                raise RetryableFailure("timed: HTTP 503")
+            return Receipt(f"timed:{delivery.key}")
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_the_pipelined_run_sends_each_row_once_within_the_window_and_the_rate(db: Engine, rows: Rows) -> None:
+    """`run` claims the next batch while the last sends of the current one are in flight: every
+    row is still sent once per attempt and recorded, never more than `concurrency` sends are in
+    flight across the batches, at most two batches are held, and the channel's token bucket
+    paces the sends of both."""
+    ids = [rows.add("sms", sms(f"hello {i}")) for i in range(150)]
+    rate, burst, batch, window = 600.0, 4, 12, 8  # the bucket, not the sends, sets the pace
+    config = settings(sms={"rate_per_second": rate, "burst": burst},
+                      dispatch={"batch_size": batch, "concurrency": window, "retry": {"base_seconds": 60}})
+    provider = Timed(db)
+
+    async def go() -> Counter[str]:
+        async with Dispatcher(db, config, VirtualClock(NOW), providers={"sms": provider}) as dispatcher:
+            return await dispatcher.run(until_idle=True)
+
+    total = asyncio.run(go())
+
+    with db.connect() as conn:
+        final = {r.id: r for r in conn.execute(select(outbox)).all()}
+    assert sum(total.values()) == len(ids) == len(provider.keys)
+    assert total == Counter(r.status for r in final.values())  # every outcome was recorded
+    assert set(total) == {"sent", "deferred"} and total["deferred"] > 0
+    assert len(set(provider.keys)) == len(ids)  # no row was sent twice
+    assert all(r.attempts == 1 and r.lease_until is None for r in final.values())
+    assert provider.most_in_flight <= window
+    assert batch < provider.most_leased <= 2 * batch  # a second batch claimed, never a third
+    start = provider.started[0]
+    for sent, moment in enumerate(provider.started, start=1):  # never faster than the bucket allows
+        assert sent <= burst + (moment - start) * rate + 1

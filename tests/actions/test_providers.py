@@ -166,7 +166,7 @@ def test_apns_posts_to_the_device_with_token_auth_headers(apns: Served) -> None:
 def test_apns_uses_http2(apns: Served) -> None:
     def http2_enabled(provider: Provider) -> Awaitable[bool]:
         async def check() -> bool:
-            return all(c._transport._pool._http2 for c in provider.clients)  # type: ignore[attr-defined]
+            return all(t._pool._http2 for t in provider.slots.transports)  # type: ignore[attr-defined]
         return check()
 
     assert run(settings(push=apns_settings(apns.url)), "push", http2_enabled)
