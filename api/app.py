@@ -26,6 +26,7 @@ from . import openapi
 from .auth import KeyStore
 from .dispatch_loop import DispatchLoop
 from .engine_loop import EngineLoop
+from .heap import freeze_startup_heap
 from .ingest_queue import IngestQueue
 from .problems import Problem, handle_http_exception, handle_problem, problem_response
 from .routes import analytics, coupons, health, ingest, journeys, profiles
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
         dispatch = (DispatchLoop(db, settings.actions or load_settings(None, {}), settings.clock)
                     if settings.run_dispatcher else None)
         app.state.services = svc
+        freeze_startup_heap()  # after everything above is built: api/heap.py says why
         svc.queue.start()
         if svc.engine is not None:
             svc.engine.start()

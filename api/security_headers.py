@@ -30,12 +30,16 @@ CONTENT_SECURITY_POLICY = "; ".join((
 ))
 HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts of the domain are not ours to decide
 
-_EVERY: list[tuple[bytes, bytes]] = [(b"x-content-type-options", b"nosniff")]
-_PAGES: list[tuple[bytes, bytes]] = [
+_EVERY: tuple[tuple[bytes, bytes], ...] = ((b"x-content-type-options", b"nosniff"),)
+_PAGES: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-frame-options", b"DENY"),  # for browsers older than frame-ancestors
     (b"referrer-policy", b"same-origin"),
-]
+)
+_HSTS: tuple[tuple[bytes, bytes], ...] = ((b"strict-transport-security", HSTS.encode()),)
+# What each response gets, by (is a page, came over HTTPS): built once, not per request.
+_EXTRA = {(page, https): _EVERY + (_PAGES if page else ()) + (_HSTS if https else ())
+          for page in (False, True) for https in (False, True)}
 
 
 def _is_page(path: str) -> bool:
@@ -51,17 +55,16 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = list(_EVERY)
-        if _is_page(scope.get("path", "")):
-            extra += _PAGES
-        if scope.get("scheme") == "https":
-            extra.append((b"strict-transport-security", HSTS.encode()))
+        extra = _EXTRA[_is_page(scope.get("path", "")), scope.get("scheme") == "https"]
 
         async def with_headers(message: Message) -> None:
+            # A header the app set itself wins. The names are compared lower-cased (ASGI asks
+            # for lower case; Starlette's responses send it), one pass over a short list.
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []),
-                                      *(header for header in extra if header[0] not in present)]
+                headers = list(message.get("headers", ()))
+                present = [name.lower() for name, _ in headers]
+                headers += [header for header in extra if header[0] not in present]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -106,8 +106,7 @@ async def batch(request: Request) -> Response:
     messages: list[Message] = []
     rejected: list[dict[str, Any]] = []
     for i, item in enumerate(items):
-        prefix = f"batch[{i}]"
-        problems = bodies.problems_in(item, prefix) if parsed.suspect else {}
+        problems = bodies.problems_in(item, f"batch[{i}]") if parsed.suspect else {}
         if not problems:
             if isinstance(item, dict) and context is not None and "context" not in item:
                 item = {**item, "context": context}
@@ -115,7 +114,7 @@ async def batch(request: Request) -> Response:
                 messages.append(parse(item, None, now, nul_possible))
                 continue
             except MessageInvalid as error:
-                problems = _fields(prefix, error.problems)
+                problems = _fields(f"batch[{i}]", error.problems)
         rejected.append({"index": i, "errors": [{"field": k, "detail": v} for k, v in problems.items()]})
     if not messages:
         raise BadRequest(f"every message of the batch is invalid ({len(rejected)})",
