@@ -405,6 +405,8 @@ def redeem(conn: Connection, code: str, at: datetime, pool: str | None = None) -
         coupon_codes.c.code == code)
     if pool is not None:
         query = query.join(coupon_pools, coupon_pools.c.id == coupon_codes.c.pool_id).where(coupon_pools.c.name == pool)
+    else:  # every pool named (a handful of rows), so the (pool_id, code) key is probed per pool, not every code scanned
+        query = query.where(coupon_codes.c.pool_id.in_(select(coupon_pools.c.id)))
     found = conn.execute(query.order_by(coupon_codes.c.id).limit(1)).one_or_none()
     if found is None:
         return "unknown_code"

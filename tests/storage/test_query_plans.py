@@ -129,15 +129,11 @@ HOT = [
         (_index("sqlite_autoindex_conversions_1", "run_id=?"),)),
     Hot("frequency caps: a batch's recent messages",
         r"FROM outbox WHERE outbox\.profile_id IN \(.*\) AND outbox\.channel IN \(", "outbox",
-        (_index("ix_outbox_profile_id_channel_send_at", "profile_id=? AND channel=? AND send_at>?"),),
-        known_bad="SQLite picks ix_outbox_status_send_at (status=? AND send_at>?): every counted message of "
-                  "every user in the cap's period, not the batch's users' (engine/unit_of_work.py _load_sent)"),
+        (_index("ix_outbox_profile_id_channel_send_at", "profile_id=? AND channel=? AND send_at>?"),)),
     Hot("messages held for quiet hours",
         r"^SELECT outbox\.id, outbox\.run_id, outbox\.step_id, outbox\.profile_id FROM outbox "
         r"WHERE outbox\.profile_id IN \(", "outbox",
-        (_index("ix_outbox_profile_id_channel_send_at", "profile_id=?"),),
-        known_bad="SQLite picks ix_outbox_status_send_at (status=? AND send_at>?): every held message of every "
-                  "user, not the batch's users' (engine/unit_of_work.py holding_runs)"),
+        (_index("ix_outbox_profile_id_channel_send_at", "profile_id=?"),)),
     Hot("a free coupon code", r"^UPDATE coupon_codes SET profile_id=\S+, run_id=", "coupon_codes",
         (PRIMARY_KEY, _index("ix_coupon_codes_pool_id_profile_id", "pool_id=? AND profile_id=?"),
          _index("sqlite_autoindex_coupon_codes_2", "claim_key=?"),
@@ -168,9 +164,7 @@ HOT = [
         r"FROM coupon_codes JOIN coupon_pools ON coupon_pools\.id = coupon_codes\.pool_id WHERE coupon_codes\.code = ",
         "coupon_codes", (_index("sqlite_autoindex_coupon_codes_1", "pool_id=? AND code=?"),)),
     Hot("a code redeemed, no pool named", r"FROM coupon_codes WHERE coupon_codes\.code = ", "coupon_codes",
-        (_index("sqlite_autoindex_coupon_codes_1", "pool_id=? AND code=?"),),
-        known_bad="no index starts with `code` (only (pool_id, code)): a redemption that names no pool scans "
-                  "every code (storage/coupons.py redeem)"),
+        (_index("sqlite_autoindex_coupon_codes_1", "pool_id=? AND code=?"),)),
 ]
 
 
