@@ -12,10 +12,10 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .counters import hour_bucket
 from .tables import alerts
+from .upserts import upsert_into
 
 logger = logging.getLogger("journeyflow.alerts")
 
@@ -26,7 +26,7 @@ UNKNOWN_TIME_ZONE = "unknown_time_zone"  # a profile's zone the tz database does
 
 def raise_alert(conn: Connection, kind: str, subject: str, message: str, now: datetime) -> bool:
     """Record the alert unless one of this kind and subject exists for this hour; True if new."""
-    insert = postgresql.insert(alerts) if conn.dialect.name == "postgresql" else sqlite.insert(alerts)
+    insert = upsert_into(alerts, conn)
     statement = insert.values(kind=kind, subject=subject, bucket=hour_bucket(now), message=message, created_at=now)
     created = conn.execute(statement.on_conflict_do_nothing().returning(alerts.c.id)).first() is not None
     if created:

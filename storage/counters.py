@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .tables import LIVE_RUN_STATES, step_counters
+from .upserts import upsert_into
 
 # (version_id, step_id, metric, moment, n): add n to that step's metric in the hour of moment.
 CounterRow = tuple[int, str, str, datetime, int]
@@ -53,7 +53,7 @@ def increment(conn: Connection, rows: Iterable[CounterRow]) -> None:
     totals = summed(rows)
     if not totals:
         return
-    insert = _insert(conn.dialect.name)
+    insert = upsert_into(step_counters, conn)
     upsert = insert.on_conflict_do_update(
         index_elements=list(step_counters.primary_key.columns),
         set_={"count": step_counters.c.count + insert.excluded.count},
@@ -97,10 +97,3 @@ def moves(version_id: int, before: Place | None, after: Place | None, moment: da
     return rows
 
 
-def _insert(dialect: str) -> postgresql.Insert | sqlite.Insert:
-    """`INSERT ... ON CONFLICT` reads the same on both backends, but each dialect builds its own."""
-    if dialect == "postgresql":
-        return postgresql.insert(step_counters)
-    if dialect == "sqlite":
-        return sqlite.insert(step_counters)
-    raise ValueError(f"step counters need SQLite or PostgreSQL, not {dialect}")

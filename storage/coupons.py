@@ -52,10 +52,10 @@ from sqlalchemy import (
     union,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .alerts import COUPON_POOL_EMPTY, COUPON_POOL_MISSING, raise_alert
 from .tables import CODES_PER_USER, coupon_codes, coupon_pools
+from .upserts import upsert_into
 
 IMPORT_BATCH = 1_000  # codes inserted per statement while streaming a CSV
 # Pattern characters: '#' a digit, '?' a letter or digit. Letters and digits that read alike
@@ -142,10 +142,6 @@ class Pool:
 
 
 Redemption = Literal["redeemed", "already_redeemed", "unknown_code", "not_issued"]
-
-
-def _insert(conn: Connection) -> postgresql.Insert | sqlite.Insert:
-    return postgresql.insert(coupon_codes) if conn.dialect.name == "postgresql" else sqlite.insert(coupon_codes)
 
 
 def create_pool(conn: Connection, name: str, now: datetime,
@@ -257,7 +253,7 @@ def _insert_codes(conn: Connection, pool: int, rows: list[dict[str, object]]) ->
     """Insert `rows` in one statement, skipping codes the pool already has; how many were new."""
     if not rows:
         return 0
-    statement = (_insert(conn).values([{"pool_id": pool, **row} for row in rows])
+    statement = (upsert_into(coupon_codes, conn).values([{"pool_id": pool, **row} for row in rows])
                  .on_conflict_do_nothing(index_elements=["pool_id", "code"]).returning(coupon_codes.c.id))
     return len(conn.execute(statement).all())
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Column, Connection, Index, Integer, String, Table, case, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .tables import metadata
 from .types import UTCDateTime
+from .upserts import upsert_into
 
 login_attempts = Table(
     "login_attempts",
@@ -51,7 +51,7 @@ def count(conn: Connection, key: str, window: timedelta, now: datetime) -> Count
     row stays locked until then, and every other attempt at that key waits for it.
     """
     table = login_attempts
-    insert = _insert(conn.dialect.name).values(key=key, attempts=1, window_ends_at=now + window)
+    insert = upsert_into(login_attempts, conn).values(key=key, attempts=1, window_ends_at=now + window)
     ended = table.c.window_ends_at <= now
     upsert = insert.on_conflict_do_update(
         index_elements=[table.c.key],
@@ -100,10 +100,3 @@ def attempts(conn: Connection, key: str, now: datetime) -> int:
     return int(found or 0)
 
 
-def _insert(dialect: str) -> postgresql.Insert | sqlite.Insert:
-    """`INSERT ... ON CONFLICT` reads the same on both backends, but each dialect builds its own."""
-    if dialect == "postgresql":
-        return postgresql.insert(login_attempts)
-    if dialect == "sqlite":
-        return sqlite.insert(login_attempts)
-    raise ValueError(f"login attempts need SQLite or PostgreSQL, not {dialect}")

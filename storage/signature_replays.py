@@ -18,10 +18,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Column, Connection, Index, String, Table, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .tables import metadata
 from .types import UTCDateTime
+from .upserts import upsert_into
 
 SWEEP_ROWS = 16  # expired rows deleted per insert: more than one, so a backlog drains as traffic goes on
 
@@ -37,7 +37,7 @@ seen_signatures = Table(
 def first_use(conn: Connection, signature: str, expires_at: datetime, now: datetime) -> bool:
     """Record `signature` as used until `expires_at`; False if it was recorded already (a
     replay). Call it in a write transaction: the row must commit with the request's acceptance."""
-    insert = postgresql.insert(seen_signatures) if conn.dialect.name == "postgresql" else sqlite.insert(seen_signatures)
+    insert = upsert_into(seen_signatures, conn)
     statement = (insert.values(signature=signature, expires_at=expires_at)
                  .on_conflict_do_nothing().returning(seen_signatures.c.signature))
     inserted = conn.execute(statement).first() is not None
