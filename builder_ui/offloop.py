@@ -9,23 +9,14 @@ stopping.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 from starlette.requests import Request
 
 from api.services import services
 
 from . import canvas as cv
 
-T = TypeVar("T")
-
 
 async def canvas_of(request: Request, source: str) -> cv.Canvas:
     """`canvas.build(source)`, on a worker thread."""
     return await services(request).call(cv.build, source)
 
-
-async def run(request: Request, function: Callable[..., T], *args: object) -> T:
-    """`function(*args)`, on a worker thread: for a check or a preview of the journey."""
-    return await services(request).call(function, *args)

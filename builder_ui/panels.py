@@ -196,13 +196,13 @@ async def step_check(request: Request) -> Response:
         path = _path(form)
         if canvas.journey is None:
             raise edits.EditError("the text does not read: fix it in the DSL panel")
-        _, errors = await offloop.run(request, check_step, canvas.journey, path, form)
+        _, errors = await services(request).call(check_step, canvas.journey, path, form)
         where = (await _step_extras(request, canvas.journey, edits.step_at(canvas.journey, path)))["available"]
         errors = collected or (errors + ph.message_problems(form, where))
     except edits.EditError as error:
         errors = [forms.FieldError("", str(error))]
     return render_template(request, "step_check.html", {"errors": errors,
-                                                        "preview": await offloop.run(request, preview, form, where)})
+                                                        "preview": await services(request).call(preview, form, where)})
 
 
 async def _collected(request: Request) -> tuple[dict[str, str], list[forms.FieldError]]:
