@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, and_, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -85,9 +85,17 @@ class _Owners:
             self.unknown.discard(key)
 
 
-def store(conn: Connection, messages: Sequence[Message], now: datetime) -> int:
-    """Store the messages not seen before as events; how many were new. `conn` must be a
-    writer transaction (`storage.writer`): new profiles take ids before they are written."""
+class Stored(NamedTuple):
+    """What one `store` wrote: how many events were new, and whose they are (the profiles a
+    worker must now look at: `profile_id % partitions` names each one's partition)."""
+
+    new: int
+    profile_ids: frozenset[int]
+
+
+def store(conn: Connection, messages: Sequence[Message], now: datetime) -> Stored:
+    """Store the messages not seen before as events. `conn` must be a writer transaction
+    (`storage.writer`): new profiles take ids before they are written."""
     seen = _known_message_ids(conn, [m.message_id for m in messages])
     fresh: list[Message] = []
     for message in messages:
@@ -123,7 +131,7 @@ def store(conn: Connection, messages: Sequence[Message], now: datetime) -> int:
                                "name": message.event, "properties": props, "occurred_at": message.timestamp,
                                "received_at": now})
     pending.write()
-    return pending.stored
+    return Stored(pending.stored, frozenset(pending.owners))
 
 
 class _Pending:
@@ -136,6 +144,7 @@ class _Pending:
         self.identities: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.stored = 0
+        self.owners: set[int] = set()  # profile ids of the events written
 
     def new_profile(self, found: Sequence[Identity]) -> int:
         profile_id = self.profile_ids.next()
@@ -155,6 +164,7 @@ class _Pending:
             # A concurrent acceptor may have stored the same message id since the check above.
             self.conn.execute(insert_.on_conflict_do_nothing(index_elements=["message_id"]), self.events)
             self.stored += len(self.events)
+            self.owners.update(event["profile_id"] for event in self.events)
             self.events = []
 
 
@@ -189,4 +199,4 @@ def _previous_identities(conn: Connection, previous: str) -> list[Identity]:
     return [("anonymous_id", previous)]
 
 
-__all__ = ["store"]
+__all__ = ["Stored", "store"]

@@ -106,6 +106,7 @@ class Runtime:
         self.matcher = matcher or CompiledMatcher()
         self.observer = observer
         self.forced_arms = forced_arms  # split id -> arm index, for every journey: simulations only
+        self.on_accepted: Callable[[frozenset[int]], None] | None = None  # after accept commits: whose events
         self.programs: dict[int, Program] = {}  # version id -> program, loaded on demand
         self.live: dict[int, _Live] = {}  # journey id -> its state
         self.version_journeys: dict[int, int] = {}  # version id -> journey id
@@ -190,10 +191,15 @@ class Runtime:
     # ------------------------------------------------------------------ intake
 
     def accept(self, messages: Sequence[Message]) -> int:
-        """Store messages durably (resolving identities); how many were new."""
+        """Store messages durably (resolving identities); how many were new. Once they are
+        committed, `on_accepted` (when set) hears whose events they were: that is how workers
+        are woken at once instead of at their next sweep (workers/push.py)."""
         self._zones = None  # new profiles (with no zone yet) may be among them
         with self.writer.begin() as conn:
-            return intake.store(conn, messages, self.clock.now())
+            stored = intake.store(conn, messages, self.clock.now())
+        if self.on_accepted is not None and stored.profile_ids:
+            self.on_accepted(stored.profile_ids)
+        return stored.new
 
     # ------------------------------------------------------------------ applying events
 

@@ -77,3 +77,23 @@ def test_duplicates_within_and_across_batches_are_stored_once(db: Engine) -> Non
     assert runtime.accept([first, first]) == 1
     assert runtime.accept([first, message(type="track", event="view", userId="u1", messageId="other")]) == 1
     assert sorted(state(db)[1]) == ["other", "same"]
+
+
+def test_the_accepted_hook_hears_whose_events_were_committed(db: Engine) -> None:
+    """`on_accepted` is how a worker gets woken when its partition has work: it must come after
+    the commit (a worker woken earlier would find nothing) and name every new event's profile,
+    and a batch of duplicates, which gives no worker anything to do, must not wake one."""
+    runtime = Runtime(db, VirtualClock(T0))
+    heard: list[tuple[frozenset[int], set[int]]] = []
+
+    def hear(profile_ids: frozenset[int]) -> None:
+        heard.append((profile_ids, set(state(db)[1].values())))  # what another connection sees now
+
+    runtime.on_accepted = hear
+    batch = [message(type="track", event="view", userId=user, messageId=f"m-{user}") for user in ("u1", "u2", "u1")]
+    assert runtime.accept(batch) == 2
+    [(profile_ids, committed)] = heard
+    assert profile_ids == committed == set(state(db)[1].values())
+    assert len(profile_ids) == 2
+    assert runtime.accept(batch) == 0
+    assert len(heard) == 1
