@@ -192,8 +192,9 @@ class Runtime:
 
     def accept(self, messages: Sequence[Message]) -> int:
         """Store messages durably (resolving identities); how many were new. Once they are
-        committed, `on_accepted` (when set) hears whose events they were: that is how workers
-        are woken at once instead of at their next sweep (workers/push.py)."""
+        committed, `on_accepted` (when set) hears whose events they were, so that the workers
+        owning those profiles' partitions can be woken at once rather than at their next sweep
+        (a spurious call, for an event a concurrent acceptor stored first, costs an idle wake)."""
         self._zones = None  # new profiles (with no zone yet) may be among them
         with self.writer.begin() as conn:
             stored = intake.store(conn, messages, self.clock.now())
