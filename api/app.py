@@ -21,6 +21,7 @@ from builder_ui import errors as builder_errors
 from engine.durable.backend import make_matcher
 from engine.runtime import Runtime
 from storage import connect
+from workers.push import Pusher
 
 from . import openapi
 from .auth import KeyStore
@@ -83,13 +84,20 @@ def create_app(settings: Settings) -> Starlette:
         keys = KeyStore(db, settings.key_cache_seconds, settings.signature_tolerance_seconds)
         svc = Services(settings, db, runtime, keys, IngestQueue(lambda m: svc.accept(m),
                                                                 settings.group_commit_max_messages), lock)
+        pusher = None
         if settings.run_engine:
             svc.engine = EngineLoop(runtime, db, settings.clock, lock, settings.engine_batch,
                                     settings.engine_idle_seconds)
+            runtime.on_accepted = svc.engine.wake
+        elif settings.redis_url:  # workers apply the events: wake each one's partition job at once
+            pusher = Pusher(settings.redis_url, settings.queue)
+            runtime.on_accepted = pusher.push
         dispatch = (DispatchLoop(db, settings.actions or load_settings(None, {}), settings.clock)
                     if settings.run_dispatcher else None)
         app.state.services = svc
         freeze_startup_heap()  # after everything above is built: api/heap.py says why
+        if pusher is not None:
+            pusher.start()
         svc.queue.start()
         if svc.engine is not None:
             svc.engine.start()
@@ -99,6 +107,8 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await svc.queue.stop()
+            if pusher is not None:
+                pusher.close()
             if svc.engine is not None:
                 svc.engine.stop()
             if dispatch is not None:

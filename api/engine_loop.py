@@ -25,6 +25,7 @@ class EngineLoop:
         self.runtime, self.db, self.clock, self.lock = runtime, db, clock, lock
         self.batch, self.idle_seconds = batch, idle_seconds
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by `wake` (new events committed) and by `stop`
         self._thread = threading.Thread(target=self._run, name="journeyflow-engine", daemon=True)
 
     def start(self) -> None:
@@ -32,7 +33,12 @@ class EngineLoop:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join()
+
+    def wake(self, _profile_ids: object = None) -> None:
+        """Cut the idle pause short: events were just committed (`Runtime.on_accepted`)."""
+        self._wake.set()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -42,7 +48,8 @@ class EngineLoop:
                 log.exception("engine pass failed")
                 busy = False
             if not busy:
-                self._stop.wait(self.idle_seconds)
+                self._wake.wait(self.idle_seconds)
+            self._wake.clear()
 
     def run_once(self) -> bool:
         """One pass: a batch of events, a batch of timers, the schedule ticks that are due

@@ -7,10 +7,15 @@ processes (arq on Redis), beside the embedded default (one process on SQLite) in
 
 Per set-up, three phases on a fresh database with every example journey live:
 1. drain: every event stored up front, then made visible at once; events/s until all are applied.
-2. lag: new events fed at a steady rate (half the embedded drain rate, the same for every
-   set-up); processing lag = applied at - received at, p50 and p99.
+2. lag: new events fed at a steady rate, half the set-up's own drain rate (latency at half
+   load: a rate the set-up can sustain, so the figure is latency, not a growing backlog);
+   processing lag = applied at - received at, p50 and p99.
 3. timers: extra users waiting at a `wait 1d` (bare SQL, not measured) all made due at once;
    timers fired per second until none of them is left.
+Events reach the workers as they do behind `journeyflow serve --redis`: each commit pushes its
+partitions' jobs (workers/push.py); the sweep is only the safety net. Beside them, in the same
+run, the raw psycopg floor of benchmarks/engine.py (the same storage work on the bare driver,
+one process): issue 18 asks 2 workers for half of it.
 Needs PostgreSQL (JOURNEYFLOW_TEST_PG_URL or the local default) and Redis
 (JOURNEYFLOW_TEST_REDIS_URL or redis://127.0.0.1:6379/0).
 """
@@ -49,6 +54,7 @@ from benchmarks.engine import (  # noqa: E402
     fresh,
     generate,
     percentile,
+    run_floor,
     stock_coupon_pools,
 )
 from engine.clock import SystemClock  # noqa: E402
@@ -57,6 +63,7 @@ from engine.runtime import Runtime  # noqa: E402
 from storage import connect, migrate  # noqa: E402
 from storage.tables import events, timers  # noqa: E402
 from workers import health  # noqa: E402
+from workers.push import Pusher  # noqa: E402
 
 REDIS_URL = os.environ.get("JOURNEYFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ACCEPT_CHUNK = 500
@@ -72,6 +79,7 @@ class Figures:
     events: int
     events_per_s: float
     lag_events: int
+    lag_rate: float  # events/s fed in the lag phase
     lag_p50_s: float
     lag_p99_s: float
     timers: int
@@ -159,10 +167,9 @@ def make_due(db: Engine, runtime: Runtime, count: int, progress: Progress) -> tu
 
 
 def run_embedded(url: str, messages: list[Message], lag_source: Callable[[float], list[Message]],
-                 extra_timers: int, progress: Progress) -> tuple[Figures, float, list[Message]]:
+                 extra_timers: int, progress: Progress) -> Figures:
     """The embedded default: one process, the engine loop `journeyflow serve` runs, on SQLite.
-    Its drain rate sets the steady feed's rate for every set-up: half of it. Returns the figures,
-    that rate and the fed messages."""
+    Returns its figures."""
     from api.engine_loop import EngineLoop
 
     db = fresh(url)
@@ -177,6 +184,7 @@ def run_embedded(url: str, messages: list[Message], lag_source: Callable[[float]
 
     lock = threading.Lock()
     loop = EngineLoop(runtime, db, SystemClock(), lock, 200, 0.2)  # serve's defaults (api/settings.py)
+    runtime.on_accepted = loop.wake  # as serve wires it: a commit wakes the loop from its idle pause
     loop.start()
     feed(runtime, lag_messages, rate, lock)
     wait_for(lambda: unapplied(db) == 0, "the embedded engine to apply the fed events")
@@ -190,7 +198,7 @@ def run_embedded(url: str, messages: list[Message], lag_source: Callable[[float]
     timer_time = time.perf_counter() - started
     db.dispose()
     return Figures("SQLite, embedded (1 process)", len(messages), len(messages) / drain, len(lag),
-                   percentile(lag, 0.5), percentile(lag, 0.99), due, due / timer_time), rate, lag_messages
+                   rate, percentile(lag, 0.5), percentile(lag, 0.99), due, due / timer_time)
 
 
 # --------------------------------------------------------------------------- workers
@@ -250,18 +258,25 @@ def drop_schema(schema: str) -> None:
     admin.dispose()
 
 
-def run_workers(count: int, messages: list[Message], lag_messages: list[Message], rate: float, extra_timers: int,
-                progress: Progress, logs: Path) -> Figures:
+def run_workers(count: int, messages: list[Message], lag_source: Callable[[float], list[Message]],
+                extra_timers: int, progress: Progress, logs: Path) -> Figures:
     schema = f"jf_dist_{secrets.token_hex(3)}"
     db, url = fresh_schema(schema)
     runtime = publish_examples(db, len(messages))
     store_hidden(runtime, db, messages)
     workers = Workers(count, url, logs)
+    # As `journeyflow serve --redis` does: each commit wakes its partitions' jobs (workers/push.py).
+    pusher = Pusher(REDIS_URL, workers.queue)
+    pusher.start()
+    runtime.on_accepted = pusher.push
     try:
         began = reveal(db)
+        pusher.push(range(PARTITIONS))  # every partition has events now, as if they had just arrived
         wait_for(lambda: unapplied(db) == 0, f"{count} worker(s) to apply the events")
         drain = time.perf_counter() - began
 
+        rate = len(messages) / drain / 2
+        lag_messages = lag_source(rate)
         feed(runtime, lag_messages, rate)
         wait_for(lambda: unapplied(db) == 0, f"{count} worker(s) to apply the fed events")
         lag = lags(db, "lag-")
@@ -270,10 +285,11 @@ def run_workers(count: int, messages: list[Message], lag_messages: list[Message]
         wait_for(lambda: due_timers(db, moment) == 0, f"{count} worker(s) to fire the timers")
         timer_time = time.perf_counter() - started
     finally:
+        pusher.close()
         workers.stop()
         db.dispose()
         drop_schema(schema)
-    return Figures(f"PostgreSQL, {count} worker(s)", len(messages), len(messages) / drain, len(lag),
+    return Figures(f"PostgreSQL, {count} worker(s)", len(messages), len(messages) / drain, len(lag), rate,
                    percentile(lag, 0.5), percentile(lag, 0.99), due, due / timer_time)
 
 
@@ -296,21 +312,24 @@ def main() -> None:
         def lag_source(rate: float) -> list[Message]:
             return renamed(generate(args.profiles, max(1, int(rate * args.lag_seconds)), seed=11), "lag-")
 
-        embedded, rate, lag_messages = run_embedded(f"sqlite:///{tmp}/embedded.db", messages, lag_source,
-                                                    args.timers, progress)
-        results.append(embedded)
+        floor = run_floor(PG_URL, messages, progress)
+        results.append(run_embedded(f"sqlite:///{tmp}/embedded.db", messages, lag_source, args.timers, progress))
         for workers in args.workers:
-            results.append(run_workers(workers, messages, lag_messages, rate, args.timers, progress, Path(tmp)))
+            results.append(run_workers(workers, messages, lag_source, args.timers, progress, Path(tmp)))
 
-    table = Table(title=f"Scale-out: {args.events:,} events over {args.profiles:,} profiles; lag at a steady "
-                        f"{rate:,.0f} events/s; {args.timers:,} timers due at once")
-    for column in ("set-up", "events/s", "vs embedded", "lag p50 s", "lag p99 s", "timers/s"):
+    table = Table(title=f"Scale-out: {args.events:,} events over {args.profiles:,} profiles; lag at half each "
+                        f"set-up's drain rate; {args.timers:,} timers due at once")
+    for column in ("set-up", "events/s", "vs embedded", "÷ psycopg floor", "lag fed at /s", "lag p50 s",
+                   "lag p99 s", "timers/s"):
         table.add_column(column, justify="left" if column == "set-up" else "right")
     base = results[0].events_per_s
     for figures in results:
         table.add_row(figures.label, f"{figures.events_per_s:,.0f}", f"{figures.events_per_s / base:.2f}x",
-                      f"{figures.lag_p50_s:.2f}", f"{figures.lag_p99_s:.2f}", f"{figures.timers_per_s:,.0f}")
+                      f"{figures.events_per_s / floor:.2f}", f"{figures.lag_rate:,.0f}", f"{figures.lag_p50_s:.2f}",
+                      f"{figures.lag_p99_s:.2f}",
+                      f"{figures.timers_per_s:,.0f}")
     console.print(table)
+    console.print(f"psycopg floor (the same storage work on the raw driver, one process): {floor:,.0f} events/s")
     console.print(f"{PARTITIONS} partitions, {CONCURRENCY} jobs per worker, batches of {BATCH}; "
                   f"{os.cpu_count()} CPU cores on this machine")
 

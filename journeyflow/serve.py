@@ -171,6 +171,9 @@ def _database_flag(database_url: str) -> str:
 @click.option("--redis", "redis_url", envvar="JOURNEYFLOW_REDIS_URL",
               help="Redis of `journeyflow worker` processes (also $JOURNEYFLOW_REDIS_URL): they apply events and "
                    "dispatch, not this process; /readyz and /metrics report their queue.")
+@click.option("--queue", envvar="JOURNEYFLOW_QUEUE", default="journeyflow", show_default=True,
+              help="With --redis: the workers' queue name (their --queue; also $JOURNEYFLOW_QUEUE). Each commit "
+                   "of events wakes the jobs of this queue at once.")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(LOG_LEVELS, case_sensitive=False),
               help="What the engine and the dispatcher print on stderr: at INFO, every message delivered.")
 @rules_backend_option
@@ -195,7 +198,7 @@ def _database_flag(database_url: str) -> str:
                    "proxy whose X-Forwarded-Proto is not trusted. Without it they are Secure over HTTPS only.")
 def serve(host: str, port: int, database_url: str, examples: Path | None, run_engine: bool, run_dispatcher: bool,
           actions_path: Path | None, redis_url: str | None, log_level: str, rules_backend: str,
-          default_zone: str, catalog_path: Path | None = None, proxy_headers: bool = False,
+          default_zone: str, queue: str = "journeyflow", catalog_path: Path | None = None, proxy_headers: bool = False,
           forwarded_allow_ips: str | None = None, ssl_certfile: Path | None = None, ssl_keyfile: Path | None = None,
           ssl_keyfile_password: str | None = None, secure_cookies: bool = False) -> None:
     """Serve the HTTP API (and, by default, run the engine and the dispatcher) on one database."""
@@ -261,7 +264,7 @@ def serve(host: str, port: int, database_url: str, examples: Path | None, run_en
 
     app = create_app(Settings(database_url=database_url, clock=clock, run_engine=run_engine,
                               run_dispatcher=run_dispatcher, actions=actions, redis_url=redis_url or None,
-                              rules_backend=rules_backend, default_zone=default_zone, catalog=catalog,
+                              queue=queue, rules_backend=rules_backend, default_zone=default_zone, catalog=catalog,
                               secure_cookies=secure_cookies))
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=proxy_headers,
                 forwarded_allow_ips=forwarded_allow_ips, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,

@@ -17,6 +17,7 @@ from workers.constants import (
     DEFAULT_JOB_TIMEOUT,
     DEFAULT_PARTITIONS,
     DEFAULT_QUEUE,
+    DEFAULT_SWEEP_SECONDS,
 )
 
 from .options import database_options, rules_backend_option, timezone_option
@@ -40,6 +41,9 @@ QUEUE_ENV = "JOURNEYFLOW_QUEUE"
               help="Seconds a job may run; a job lost with its worker is retried this + 10 s later.")
 @click.option("--grace", default=DEFAULT_GRACE, show_default=True,
               help="Seconds SIGTERM waits for jobs in flight before handing them back.")
+@click.option("--sweep-seconds", default=DEFAULT_SWEEP_SECONDS, show_default=True, type=click.IntRange(1, 60),
+              help="Seconds between reads of PostgreSQL for waiting timers, outbox rows and missed events "
+                   "(events stored through `serve --redis` wake their job at once).")
 @click.option("--actions-settings", "actions_path", envvar=SETTINGS_FILE_ENV,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help=f"Providers' settings (TOML; also ${SETTINGS_FILE_ENV}). Without it every message is logged.")
@@ -48,8 +52,8 @@ QUEUE_ENV = "JOURNEYFLOW_QUEUE"
 @rules_backend_option
 @timezone_option
 def worker(redis_url: str, database_url: str, concurrency: int, partitions: int, queue: str, batch: int,
-           job_timeout: float, grace: float, actions_path: Path | None, log_level: str, rules_backend: str,
-           default_zone: str) -> None:
+           job_timeout: float, grace: float, sweep_seconds: int, actions_path: Path | None, log_level: str,
+           rules_backend: str, default_zone: str) -> None:
     """Run a worker: events, timers, schedules and dispatch as arq jobs on Redis, until SIGTERM."""
     from actions.errors import ActionsError
     from workers.config import WorkerConfig
@@ -60,6 +64,7 @@ def worker(redis_url: str, database_url: str, concurrency: int, partitions: int,
     try:
         run(WorkerConfig(redis_url=redis_url, database_url=database_url, queue=queue, concurrency=concurrency,
                          partitions=partitions, batch=batch, job_timeout=job_timeout, grace=grace,
-                         actions_settings=actions_path, rules_backend=rules_backend, default_zone=default_zone))
+                         sweep_seconds=sweep_seconds, actions_settings=actions_path, rules_backend=rules_backend,
+                         default_zone=default_zone))
     except (WorkerError, ActionsError) as error:
         raise click.ClickException(str(error)) from None

@@ -17,6 +17,7 @@ from .constants import (
     DEFAULT_JOB_TIMEOUT,
     DEFAULT_PARTITIONS,
     DEFAULT_QUEUE,
+    DEFAULT_SWEEP_SECONDS,
     HEALTH_SUFFIX,
     LAYOUT_SUFFIX,
     QUEUE_SUFFIX,
@@ -37,11 +38,16 @@ class WorkerConfig:
     actions_settings: Path | None = None
     rules_backend: str = DEFAULT_RULES_BACKEND  # what evaluates conditions: compiled or durable
     default_zone: str = "UTC"  # the installation's time zone (--timezone)
+    # Seconds between sweeps. Pushes wake event jobs at once; the sweep is what finds the rest
+    # (timers, schedules, the outbox) and any push that was lost.
+    sweep_seconds: int = DEFAULT_SWEEP_SECONDS
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "partitions", "batch"):
             if getattr(self, name) < 1:
                 raise ConfigInvalid(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if not 1 <= self.sweep_seconds <= 60:
+            raise ConfigInvalid(f"--sweep-seconds must be 1 to 60, got {self.sweep_seconds}")
         if self.job_timeout <= 0 or self.grace < 0:
             raise ConfigInvalid("--job-timeout must be positive and --grace not negative")
         if not self.queue or any(c.isspace() or c in "*?[]" for c in self.queue):

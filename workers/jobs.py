@@ -18,8 +18,9 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from .constants import OUTBOX, POKE_SUFFIX, PUSH_KEY_TTL_SECONDS, SEEN_SUFFIX
 from .errors import LayoutMismatch
-from .plan import Enqueue, plan
+from .plan import Enqueue, job_id, plan
 from .state import WorkerState
 
 log = logging.getLogger("journeyflow.worker")
@@ -33,20 +34,35 @@ def state_of(ctx: dict[Any, Any]) -> WorkerState:
 
 
 async def process_partition(ctx: dict[Any, Any], index: int, count: int) -> int:
-    """Apply the events of partition `index` of `count`, in order per user; how many."""
+    """Apply the events of partition `index` of `count`, in order per user; how many.
+
+    Before its first batch it reads the partition's poke counter, and when it ends on a batch
+    that found nothing it records that value in `<job id>:seen`: every push counted by then
+    committed its events before that batch looked. A push counted later was refused while this
+    job ran, and tries again once it has ended (push.py). The job does not go on for such a
+    push itself: a job that kept going while pushes came would hold its worker's slot for as
+    long as events flow, and a partition whose job waits for a slot would wait that long."""
     state = state_of(ctx)
-    if count != state.config.partitions:
-        raise LayoutMismatch(f"a job for partition {index} of {count} reached a worker with "
-                             f"{state.config.layout}")
-    batch = state.config.batch
-    return await state.drain(lambda runtime: runtime.process_events(batch, (index, count)))
+    config = state.config
+    if count != config.partitions:
+        raise LayoutMismatch(f"a job for partition {index} of {count} reached a worker with {config.layout}")
+    redis: ArqRedis = ctx["redis"]
+    before = await redis.get(ctx["job_id"] + POKE_SUFFIX)
+    drained = await state.drain_until(lambda runtime: runtime.process_events(config.batch, (index, count)),
+                                      time.monotonic() + config.budget_seconds, config.batch)
+    if drained.dry:  # else it caught up, or the budget is spent: a push or the sweep comes back
+        await redis.set(ctx["job_id"] + SEEN_SUFFIX, before or b"0", ex=PUSH_KEY_TTL_SECONDS)
+    if drained.total:  # what these events made due now is sent without waiting for the sweep
+        await enqueue(redis, config.queue_key, [Enqueue("dispatch_outbox", (0,), job_id(config.queue, OUTBOX, "0"))])
+    return drained.total
 
 
 async def fire_timers(ctx: dict[Any, Any], lane: int) -> int:
     """Fire due timers; lanes run at once and take disjoint timers (SKIP LOCKED). How many."""
     state = state_of(ctx)
     batch = state.config.batch
-    return await state.drain(lambda runtime: runtime.fire_due_timers(batch))
+    return (await state.drain_until(lambda runtime: runtime.fire_due_timers(batch),
+                                    time.monotonic() + state.config.budget_seconds, batch)).total
 
 
 async def run_schedules(ctx: dict[Any, Any]) -> int:
@@ -64,7 +80,8 @@ async def dispatch_outbox(ctx: dict[Any, Any], lane: int) -> int:
     while not state.stopping.is_set():
         report = await state.dispatcher.dispatch_once()  # a chunk of the actions settings' batch_size
         total += report.claimed
-        if not report.claimed or time.monotonic() >= deadline:
+        # A chunk short of full: caught up; the slot goes back to the queue (see WorkerState.drain_until).
+        if report.claimed < state.actions.dispatch.batch_size or time.monotonic() >= deadline:
             break
     return total
 

@@ -19,7 +19,6 @@ from .constants import POLL_SECONDS, SWEEP
 from .jobs import JOBS, STATE, sweep
 from .state import WorkerState
 
-EVERY_SECOND = set(range(60))
 SWEEP_TIMEOUT_SECONDS = 10.0
 HEALTH_LINE_SECONDS = 10  # arq's own health line (`arq --check`); our heartbeats are per worker
 
@@ -41,8 +40,9 @@ def worker_settings(config: WorkerConfig, state: WorkerState) -> dict[str, Any]:
         # once (arq refuses an id while its result is kept).
         "functions": [func(job, name=job.__name__, keep_result=0) for job in JOBS],
         # The cron job's name carries the queue, as its ids do (<queue>:sweep:<unix ms>): each
-        # worker enqueues the same id for the same second, so one sweep runs per second in all.
-        "cron_jobs": [cron(sweep, name=f"{config.queue}:{SWEEP}", second=EVERY_SECOND, keep_result=0,
+        # worker enqueues the same id for the same second, so one sweep runs per tick in all.
+        "cron_jobs": [cron(sweep, name=f"{config.queue}:{SWEEP}", second=set(range(0, 60, config.sweep_seconds)),
+                           keep_result=0,
                            timeout=min(SWEEP_TIMEOUT_SECONDS, config.job_timeout), run_at_startup=True)],
         "redis_settings": RedisSettings.from_dsn(config.redis_url),
         "queue_name": config.queue_key,

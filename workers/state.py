@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Engine, create_engine, select
 
@@ -46,6 +46,11 @@ def _journeys_seen(db: Engine) -> tuple[tuple[Any, ...], ...]:
         rows = conn.execute(select(journeys.c.id, journeys.c.status, journeys.c.live_version_id)
                             .order_by(journeys.c.id)).all()
     return tuple(tuple(r) for r in rows)
+
+
+class Drained(NamedTuple):
+    total: int  # events, timers or rows done in all
+    dry: bool  # the last batch found nothing (rather than the budget or a stop ending the round)
 
 
 class _Slot:
@@ -101,7 +106,16 @@ class WorkerState:
     async def drain(self, work: Callable[[Runtime], int]) -> int:
         """Run `work` batch after batch on a runtime of the pool until it does nothing, the job's
         time budget is spent or the worker is stopping; how much it did in all."""
-        return await self.run_blocking(self._drain, work)
+        return (await self.drain_until(work, time.monotonic() + self.config.budget_seconds)).total
+
+    async def drain_until(self, work: Callable[[Runtime], int], deadline: float, batch: int | None = None
+                          ) -> Drained:
+        """`drain` up to a deadline of the caller's, saying whether it ended on a batch that found
+        nothing (a push needs to know: push.py). With `batch`, a batch that did fewer than that
+        ends it too: the work had caught up with what was there, and a job that went on taking
+        the trickle that keeps arriving would hold its slot to the deadline while other jobs
+        wait for one (pushes and the sweep bring it back at once)."""
+        return await self.run_blocking(self._drain, work, deadline, batch)
 
     @contextmanager
     def _runtime(self) -> Iterator[Runtime]:
@@ -116,9 +130,8 @@ class WorkerState:
         finally:
             self._slots.put(slot)
 
-    def _drain(self, work: Callable[[Runtime], int]) -> int:
+    def _drain(self, work: Callable[[Runtime], int], deadline: float, batch: int | None = None) -> Drained:
         with self._runtime() as runtime:
-            deadline = time.monotonic() + self.config.budget_seconds
             total = conflicts = 0
             while not self.stopping.is_set():
                 try:
@@ -130,9 +143,11 @@ class WorkerState:
                     continue
                 conflicts = 0
                 total += done
-                if done == 0 or time.monotonic() >= deadline:
+                if done == 0:
+                    return Drained(total, True)
+                if (batch is not None and done < batch) or time.monotonic() >= deadline:
                     break
-            return total
+            return Drained(total, False)
 
     def backlog(self) -> Backlog:
         """What is waiting in PostgreSQL, for the sweeper (blocking: run it on a thread)."""
