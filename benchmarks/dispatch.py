@@ -24,6 +24,9 @@ Each run prints, in the same minute against the same server, three rows:
 For each: messages sent per second, requests made, the process's CPU over the phase as a share
 of one core (the server runs in another process) and in microseconds per message. On a shared
 machine the CPU per message is the steadier figure: a phase that gets less of a core goes slower.
+
+`--loops` runs the three on asyncio's own event loop and on uvloop, one after the other (both by
+default): whether the loop's share of the CPU is worth swapping it (docs/performance.md: it is not).
 """
 
 from __future__ import annotations
@@ -38,12 +41,12 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from rich.console import Console
@@ -59,6 +62,7 @@ from engine.clock import SystemClock  # noqa: E402
 from storage import connect, migrate  # noqa: E402
 from storage.tables import journeys, outbox, profiles  # noqa: E402
 
+T = TypeVar("T")
 LATENCY_SECONDS = 0.020
 FAILURE_RATE = 0.10
 INSERT_CHUNK = 5_000
@@ -253,24 +257,35 @@ def fresh_database(url: str | None, scratch: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def run(url: str, rows: int, concurrency: int, batch: int, bare_rows: int, console: Console
+def on_uvloop(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on uvloop (uvicorn's [standard] extra brings it)."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+def run(url: str, rows: int, concurrency: int, batch: int, bare_rows: int, loop: str, console: Console
         ) -> list[dict[str, Any]]:
+    """The three phases, every one on the same event loop (`loop`: asyncio's own or uvloop)."""
+    run_async = on_uvloop if loop == "uvloop" else asyncio.run
     db = connect(url)
     migrate(db)
     fill(db, rows)
     process, provider_url = start_provider(seed=7)
     results = []
     try:
-        asyncio.run(floor_slots(provider_url, concurrency * 2, concurrency))  # warm the server up, untimed
+        run_async(floor_slots(provider_url, concurrency * 2, concurrency))  # warm the server up, untimed
         with console.status("floor: a connection per slot"), Phase() as phase:
-            requests = asyncio.run(floor_slots(provider_url, rows, concurrency))
-        results.append(figures("floor: httpx transport, a connection per slot", rows, requests, phase))
+            requests = run_async(floor_slots(provider_url, rows, concurrency))
+        results.append(figures(f"{loop}: floor, httpx transport, a connection per slot", rows, requests, phase))
         with console.status(f"dispatcher ({db.dialect.name})"), Phase() as phase:
-            sent, requests = asyncio.run(dispatch_all(db, bench_settings(provider_url, concurrency, batch), rows))
-        results.append(figures(f"dispatcher ({db.dialect.name})", sent, requests, phase))
+            sent, requests = run_async(dispatch_all(db, bench_settings(provider_url, concurrency, batch), rows))
+        results.append(figures(f"{loop}: dispatcher ({db.dialect.name})", sent, requests, phase))
         with console.status("floor: one AsyncClient"), Phase() as phase:
-            requests = asyncio.run(floor_client(provider_url, bare_rows, concurrency))
-        results.append(figures("floor: one httpx.AsyncClient, pool = concurrency", bare_rows, requests, phase))
+            requests = run_async(floor_client(provider_url, bare_rows, concurrency))
+        results.append(figures(f"{loop}: floor, one httpx.AsyncClient, pool = concurrency", bare_rows, requests,
+                               phase))
     finally:
         process.kill()
         process.join()
@@ -287,24 +302,26 @@ def main() -> None:
                                                       "is slow, see actions/providers/base.py)")
     parser.add_argument("--database", help="a PostgreSQL URL: the run uses a schema of its own there "
                                            "(default: a SQLite file in a temporary directory)")
+    parser.add_argument("--loops", nargs="+", choices=["asyncio", "uvloop"], default=["asyncio", "uvloop"],
+                        help="event loops to run every phase on, one after the other (default: both)")
     parser.add_argument("--smoke", action="store_true", help="a few hundred rows: CI's check that this still runs")
     args = parser.parse_args()
     if args.smoke:
         args.rows, args.concurrency, args.batch = 300, 50, 100
     bare_rows = args.bare_rows or args.rows
     console = Console(width=max(Console().width, 150))
-    with tempfile.TemporaryDirectory() as scratch, fresh_database(args.database, Path(scratch)) as url:
-        results = run(url, args.rows, args.concurrency, args.batch, bare_rows, console)
-    slots, dispatcher, bare = results
     table = Table(title=f"Dispatch: {LATENCY_SECONDS * 1000:.0f} ms provider, {FAILURE_RATE:.0%} injected failures, "
                         f"concurrency {args.concurrency}, batches of {args.batch}")
     for column in ("", "messages", "requests", "seconds", "messages/s", "CPU share", "CPU us/message",
                    "dispatcher ÷ this"):
-        table.add_column(column, justify="right")
-    for result in (bare, slots, dispatcher):
-        table.add_row(result["name"], f"{result['sent']:,}", f"{result['requests']:,}", f"{result['seconds']:.1f}",
-                      f"{result['rate']:,.0f}", f"{result['cpu_share']:.2f}", f"{result['cpu_us']:,.0f}",
-                      f"{dispatcher['rate'] / result['rate']:.2f}")
+        table.add_column(column, justify="right", no_wrap=not column)
+    for loop in args.loops:
+        with tempfile.TemporaryDirectory() as scratch, fresh_database(args.database, Path(scratch)) as url:
+            slots, dispatcher, bare = run(url, args.rows, args.concurrency, args.batch, bare_rows, loop, console)
+        for result in (bare, slots, dispatcher):
+            table.add_row(result["name"], f"{result['sent']:,}", f"{result['requests']:,}",
+                          f"{result['seconds']:.1f}", f"{result['rate']:,.0f}", f"{result['cpu_share']:.2f}",
+                          f"{result['cpu_us']:,.0f}", f"{dispatcher['rate'] / result['rate']:.2f}")
     console.print(table)
 
 
