@@ -10,9 +10,9 @@ it reaches a wait or the end, so one call does all the work one input causes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
 from dsl import graph as g
 from dsl.model import Entry
@@ -229,6 +229,19 @@ def may_enter(policy: Entry, last_entered_at: datetime | None, has_live_run: boo
     return False
 
 
+_Frozen = TypeVar("_Frozen", Run, Scope)
+
+
+def _replaced(value: _Frozen, **changes: Any) -> _Frozen:
+    """`dataclasses.replace` for `Run` and `Scope`, which have no `__post_init__` and no field
+    left out of `__init__`, so that copying the fields is all `replace` does for them: at a
+    fifth of its cost, which was a tenth of a timer's transition (it reads the fields anew and
+    calls `__init__` with keywords every time)."""
+    copy = object.__new__(type(value))
+    copy.__dict__.update(value.__dict__, **changes)
+    return copy
+
+
 class _Walk:
     """The mutable working state of one `advance` call."""
 
@@ -270,7 +283,7 @@ class _Walk:
             target = next_target
 
     def wait(self, node_id: str, deadline: datetime) -> None:
-        self.run = replace(self.run, state="waiting", step=node_id, waiting_since=self.now, deadline=deadline)
+        self.run = _replaced(self.run, state="waiting", step=node_id, waiting_since=self.now, deadline=deadline)
         self.emit(ScheduleTimer(node_id, deadline))
         self.emit(Trace("waiting", node_id, f"until {deadline.isoformat()}"))
 
@@ -283,7 +296,7 @@ class _Walk:
         self.emit(CancelDeferred(reason))
 
     def finish(self, state: Literal["completed", "exited"], step: str | None, why: str) -> None:
-        self.run = replace(self.run, state=state, step=step, waiting_since=None, deadline=None)
+        self.run = _replaced(self.run, state=state, step=step, waiting_since=None, deadline=None)
         self.emit(Trace(state, step, why))
 
     def execute(self, node: g.Node) -> str | None:
@@ -308,7 +321,7 @@ class _Walk:
                 return otherwise
             case g.SplitNode(arms=arms):
                 arm = pick_arm(arms, self.run.user_key, self.program.key, node.id, self.program.forced_arms)
-                self.run = replace(self.run, arms={**self.run.arms, node.id: arm.id})
+                self.run = _replaced(self.run, arms={**self.run.arms, node.id: arm.id})
                 self.emit(Trace("split", node.id, arm.id + (" (control)" if arm.control else "")))
                 return arm.target
             case g.SendNode():
@@ -327,10 +340,10 @@ class _Walk:
             case g.UpdateNode(field=path, op=op):
                 value = self.program.values[node.id](self.scope)
                 self.emit(ProfileUpdate(path, op, value))
-                self.scope = replace(self.scope, user=apply_update(self.scope.user, path, op, value))
+                self.scope = _replaced(self.scope, user=apply_update(self.scope.user, path, op, value))
             case g.TagNode(action=action, tag=tag):
                 self.emit(TagUpdate("add" if action == "add" else "remove", tag))
-                self.scope = replace(self.scope, user=apply_tag(self.scope.user, action, tag))
+                self.scope = _replaced(self.scope, user=apply_tag(self.scope.user, action, tag))
             case g.ExitNode():
                 self.emit(CancelTimers())
                 self.finish("exited", node.id, "exit step")
@@ -338,8 +351,8 @@ class _Walk:
         return getattr(node, "next", None)
 
     def set_result(self, name: str, value: Any) -> None:
-        self.run = replace(self.run, results={**self.run.results, name: value})
-        self.scope = replace(self.scope, results=self.run.results)
+        self.run = _replaced(self.run, results={**self.run.results, name: value})
+        self.scope = _replaced(self.scope, results=self.run.results)
 
     def coupon(self, step: str, pool: str, result: str | None) -> None:
         claimed = self.ports.claim_coupon(pool, self.key(step))
@@ -411,7 +424,7 @@ def advance(program: Program, run: Run, given: Input, scope: Scope, ports: Ports
     for a wait it is not in) change nothing and say so in a trace: that is what makes a
     replayed or late input harmless.
     """
-    walk = _Walk(program, run, replace(scope, results=run.results), ports)
+    walk = _Walk(program, run, _replaced(scope, results=run.results), ports)
     match given:
         case Start():
             walk.emit(Trace("entered", None, program.journey.start))
@@ -446,7 +459,7 @@ def advance(program: Program, run: Run, given: Input, scope: Scope, ports: Ports
             goal = program.goals.get(goal_name)
             window_end = run.entered_at + timedelta(seconds=goal.within_seconds) if goal else run.entered_at
             if goal and goal_name not in run.converted and run.entered_at <= occurred_at <= window_end:
-                walk.run = replace(walk.run, converted=run.converted | {goal_name})
+                walk.run = _replaced(walk.run, converted=run.converted | {goal_name})
                 walk.emit(Conversion(goal_name, occurred_at))
                 walk.emit(Trace("converted", run.step, goal_name))
                 if goal.then_exit:

@@ -65,7 +65,7 @@ from .messages import EVENT_TYPES, Message
 from .schedules import EVERYONE, Members, Schedule, ZoneValue, due_tick, next_tick, schedule_of, tick_members
 from .scope import Scope
 from .timing import known_zone
-from .unit_of_work import Profile, RunRow, TraceRecord, UnitHistory, UnitOfWork, UnitPorts
+from .unit_of_work import Profile, RunRow, TraceRecord, UnitHistory, UnitOfWork, UnitPorts, driver
 
 MAX_PARTITIONS = 32_767  # a partition's lock key is count * 65536 + index, within PostgreSQL's int4
 PROFILE_TYPES = frozenset({"identify", "group"})  # messages that change the profile, not events
@@ -364,7 +364,10 @@ class Runtime:
         """A step changed the profile (an `update`, a tag): re-evaluate the conditions that read
         what changed, in this transaction. Entries caused this way are made once per journey
         per input (`UnitOfWork.entered_in_this_input`), so journeys whose updates trigger each other, or
-        one that triggers itself, stop after one pass each instead of looping."""
+        one that triggers itself, stop after one pass each instead of looping. The user's runs and
+        newest entries are loaded first: `_closed` reads them straight from the unit, and a timer
+        batch leaves them to this moment (`UnitOfWork.expect_users`)."""
+        unit.load_users([profile.id])
         decisions = self._profile_decisions(unit, profile, before)
         if decisions != Decisions():
             self._decide(unit, profile, decisions, unit.now, None, None)
@@ -439,21 +442,18 @@ class Runtime:
         """Fire up to `limit` due timers of live journeys, earliest first; how many."""
         with self.writer.begin() as conn:
             unit = UnitOfWork(conn, self.clock.now())
-            query = (select(timers.c.id, timers.c.run_id, timers.c.step_id, timers.c.payload)
-                     .select_from(timers.join(journey_runs).join(journeys, journeys.c.id == journey_runs.c.journey_id))
-                     .where(and_(timers.c.due_at <= unit.now, journeys.c.status == "live"))
-                     .order_by(timers.c.due_at, timers.c.id).limit(limit))
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(of=timers, skip_locked=True)
-            due = conn.execute(query).all()
-            unit.load_runs(t.run_id for t in due)
-            unit.load_users([unit.runs[t.run_id].profile_id for t in due])
+            d = driver(conn)
+            due = conn.exec_driver_sql(d.sql(_PG_DUE_TIMERS if d.postgresql else _DUE_TIMERS),
+                                       (d.when(unit.now), "live", limit)).all()
+            unit.load_runs(run_id for _, run_id, _, _ in due)
+            # The users' other runs only when a timer's steps change a profile (`_changed`).
+            unit.expect_users([unit.runs[run_id].profile_id for _, run_id, _, _ in due])
             unit.load_triggers(unit.runs.values())
-            for timer in due:
+            for _, run_id, step_id, payload in due:
                 unit.begin_input()
-                unit.set_timer(timer.run_id, None)
-                run = unit.runs[timer.run_id]
-                self._advance(unit, run, unit.profile(run.profile_id), TimerDue(timer.step_id, timer.payload or None))
+                unit.set_timer(run_id, None)
+                run = unit.runs[run_id]
+                self._advance(unit, run, unit.profile(run.profile_id), TimerDue(step_id, d.decoded(payload) or None))
             unit.flush()
         self._publish_traces(unit)
         return len(due)
@@ -463,7 +463,7 @@ class Runtime:
     def _advance(self, unit: UnitOfWork, row: RunRow, profile: Profile, given: Input,
                  event: Mapping[str, Any] | None = None) -> None:
         program = self.program(unit.conn, row.version_id)
-        converted = frozenset(unit.converted(row)) if isinstance(given, GoalReached) else frozenset[str]()
+        converted = frozenset(unit.converted(row)) if isinstance(given, GoalReached) else _NO_GOALS
         run = Run(key=str(row.id), user_key=profile.split_key, entered_at=row.entered_at, state=row.state,
                   step=row.step_id, waiting_since=row.waiting_since, deadline=row.wake_at,
                   results=row.results, arms=row.split_arms, converted=converted)
@@ -471,10 +471,11 @@ class Runtime:
             event = unit.trigger_event(row)
         scope = Scope(dict(profile.user), unit.now, event=event, history=UnitHistory(unit, profile.id))
         after, effects = advance(program, run, given, scope, UnitPorts(unit, profile.id, row.id))
-        changes = any(isinstance(e, ProfileUpdate | TagUpdate) for e in effects)
-        before = dict(profile.user) if changes else None
+        # `_commit` replaces `profile.user` for each update or tag (`apply_update` and `apply_tag`
+        # copy, never change a profile in place), so the dict as it was is what they changed.
+        before = profile.user
         self._commit(unit, row, run, after, effects, profile)
-        if before is not None:
+        if profile.user is not before:
             self._changed(unit, profile, before)
 
     def _commit(self, unit: UnitOfWork, row: RunRow, before: Run, after: Run, effects: Iterable[Effect],
@@ -488,22 +489,28 @@ class Runtime:
         if not row.live:
             unit.ended(row)
         slug = self._journey_of_version(unit.conn, row.version_id).slug
+        now = unit.now
         for effect in effects:
-            match effect:
+            match effect:  # the commonest effects first: a timer's transition emits four or five
+                case Trace():
+                    unit.traces.append(TraceRecord(now, profile.id, slug, effect))
+                    found = _metrics(effect, before, after)
+                    if found:
+                        unit.counters += [(row.version_id, step, metric, now, 1) for step, metric in found]
+                case Outbound():
+                    unit.add_outbox({
+                        "idempotency_key": effect.key, "run_id": row.id, "profile_id": row.profile_id,
+                        "journey_id": row.journey_id, "step_id": effect.step, "channel": effect.channel,
+                        "payload": dict(effect.payload), "send_at": effect.send_at, "status": effect.status,
+                        "last_error": effect.reason, "created_at": now, "updated_at": now})
                 case ScheduleTimer(step=step, due_at=due_at):
                     unit.set_timer(row.id, (step, due_at))
                 case CancelTimers():
                     unit.set_timer(row.id, None)
                 case CancelDeferred(reason=reason):
                     for step in unit.cancel_held(row.id, f"cancelled: {reason}"):
-                        unit.counters.append((row.version_id, step, counters.CANCELLED, unit.now, 1))
-                        unit.traces.append(TraceRecord(unit.now, profile.id, slug, Trace("cancelled", step, reason)))
-                case Outbound():
-                    unit.add_outbox({
-                        "idempotency_key": effect.key, "run_id": row.id, "profile_id": row.profile_id,
-                        "journey_id": row.journey_id, "step_id": effect.step, "channel": effect.channel,
-                        "payload": dict(effect.payload), "send_at": effect.send_at, "status": effect.status,
-                        "last_error": effect.reason, "created_at": unit.now, "updated_at": unit.now})
+                        unit.counters.append((row.version_id, step, counters.CANCELLED, now, 1))
+                        unit.traces.append(TraceRecord(now, profile.id, slug, Trace("cancelled", step, reason)))
                 case ProfileUpdate(field=path, op=op, value=value):
                     profile.user = apply_update(profile.user, path, op, value)
                     profile.changed = True
@@ -512,10 +519,6 @@ class Runtime:
                     profile.changed = True
                 case Conversion(goal=goal, occurred_at=occurred_at):
                     unit.add_conversion(row, goal, occurred_at)
-                case Trace():
-                    unit.traces.append(TraceRecord(unit.now, profile.id, slug, effect))
-                    unit.counters += [(row.version_id, step, metric, unit.now, 1)
-                                      for step, metric in _metrics(effect, before, after)]
 
     def _publish_traces(self, unit: UnitOfWork) -> None:
         if self.observer is not None:
@@ -677,6 +680,17 @@ def partition_lock_space() -> ColumnElement[int]:
     locks belong to the whole database, and installations in separate schemas of one database
     (tests, benchmarks, tenants) must not hold each other's partitions."""
     return func.hashtext(func.concat(func.current_schema(), ":journeyflow-events"))
+
+
+# Due timers of live journeys, earliest first, as SQL text for the driver (`unit_of_work._Driver`):
+# through SQLAlchemy, building the query and processing each row's values cost more than the
+# database's part. On PostgreSQL concurrent firers each take other timers instead of queueing.
+_DUE_TIMERS = ("SELECT timers.id, timers.run_id, timers.step_id, timers.payload FROM timers "
+               "JOIN journey_runs ON journey_runs.id = timers.run_id "
+               "JOIN journeys ON journeys.id = journey_runs.journey_id "
+               "WHERE timers.due_at <= ? AND journeys.status = ? ORDER BY timers.due_at, timers.id LIMIT ?")
+_PG_DUE_TIMERS = _DUE_TIMERS + " FOR UPDATE OF timers SKIP LOCKED"
+_NO_GOALS: frozenset[str] = frozenset()
 
 
 def _metrics(trace: Trace, before: Run, after: Run) -> list[tuple[str, str]]:

@@ -5,7 +5,9 @@ Why: applying events one at a time costs a dozen round trips each (profile, live
 reload, entry check, timers, outbox...), and per-statement latency, not Python, was what
 bounded the engine. A unit of work loads the profiles and live runs of every user in a batch
 at once, lets the pure core move runs in memory (a run touched by three events of one batch is
-read once and written once), and flushes in one pass.
+read once and written once), and flushes in one pass. A batch of timers reads its own runs by
+id, and the users' other runs only if a step asks about them (`expect_users`). The hot reads and
+writes are SQL text run through the driver (`_Driver`), below SQLAlchemy's per-value processing.
 
 Rules that keep it correct:
 - Every run the batch sees goes through `runs`: a query that returns run ids resolves them
@@ -22,12 +24,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Text, and_, bindparam, cast, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Text, and_, bindparam, cast, insert, select, update
 
 from storage import counters, coupons
 from storage.ids import IdBlock
@@ -36,7 +38,6 @@ from storage.tables import (
     events,
     journey_runs,
     outbox,
-    profiles,
 )
 
 from .machine import LIVE_STATES, MESSAGE_CHANNELS, RunState, Trace
@@ -106,6 +107,32 @@ class _Driver:
     def json(value: Any) -> str:
         return json.dumps(value)
 
+    def instant(self, value: Any) -> datetime | None:
+        """An instant as `UTCDateTime` reads it: aware, in UTC (SQLite hands back its text)."""
+        if value is None:
+            return None
+        found = value if self.postgresql else datetime.fromisoformat(value)
+        return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+
+    def moment(self, value: Any) -> datetime:
+        """`instant` of a NOT NULL column."""
+        found = self.instant(value)
+        if found is None:
+            raise ValueError("NULL in a column that has none")
+        return found
+
+    def decoded(self, value: Any) -> Any:
+        """A JSON column as the JSON type reads it (psycopg decodes it already)."""
+        if self.postgresql or value is None:
+            return value
+        return {} if value == "{}" else json.loads(value)  # the commonest value, decoded for nothing
+
+    def select(self, template: str, ids: Sequence[int], **lists: Sequence[Any]) -> str:
+        """`template` with its IN lists (`{ids}`, and any other named in `lists`) as that many values."""
+        marks = {name: ", ".join("?" * len(values)) for name, values in {"ids": ids, **lists}.items()}
+        text = template.format(**marks)  # not kept: there is one text per length of each list
+        return text.replace("?", "%s") if self.postgresql else text
+
 
 _DRIVERS = {name: _Driver(name) for name in ("sqlite", "postgresql")}
 
@@ -119,17 +146,37 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start:start + size]
 
 
-# Run rows as this unit reads them: the JSON columns as their text, decoded by `RunRow.of` only
-# for a row it adopts. The goal index's query reads runs the batch already holds (their live
-# ones), and through the JSON type each of those was decoded again only to be dropped.
-_RUN_ROW = select(*[c for c in journey_runs.c if c.name not in ("results", "split_arms")],
-                  cast(journey_runs.c.results, Text).label("results"),
-                  cast(journey_runs.c.split_arms, Text).label("split_arms"))
+# The bulk reads of the rows a unit keeps (runs, profiles, trigger events), as SQL text too, for
+# the writes' reason: through SQLAlchemy each value of each row went through its column type's
+# processing (`_Driver.instant` and `_Driver.decoded` do the same) and each row was a `Row`;
+# the run rows alone cost a timer more than moving its run. `{ids}` is an IN list of that many
+# values. Run rows carry their JSON columns as text, decoded by `RunRow.read` only for a row the
+# unit adopts: the goal index's query reads runs the batch already holds (their live ones).
+_RUN_SELECT = ("SELECT journey_runs.id, journey_runs.profile_id, journey_runs.journey_id, journey_runs.version_id, "
+               "journey_runs.step_id, journey_runs.state, journey_runs.entered_at, journey_runs.wake_at, "
+               "journey_runs.waiting_since, journey_runs.trigger_event_id, CAST(journey_runs.results AS TEXT), "
+               "CAST(journey_runs.split_arms AS TEXT), journey_runs.row_version FROM journey_runs ")
+_RUNS_BY_ID = _RUN_SELECT + "WHERE journey_runs.id IN ({ids})"
+_LIVE_RUNS = _RUN_SELECT + ("WHERE journey_runs.profile_id IN ({ids}) AND journey_runs.state IN ("
+                            + ", ".join("?" for _ in LIVE_STATES) + ")")
+_ENTRY_RUNS = _RUN_SELECT + "WHERE journey_runs.profile_id IN ({ids}) AND journey_runs.version_id IN ({versions})"
+_NEWEST_ENTRIES = ("SELECT journey_runs.profile_id, journey_runs.journey_id, max(journey_runs.entered_at) "
+                   "FROM journey_runs WHERE journey_runs.profile_id IN ({ids}) "
+                   "GROUP BY journey_runs.profile_id, journey_runs.journey_id")
+_PROFILES = ("SELECT profiles.id, profiles.traits, profiles.tags, profiles.timezone, profiles.merged_into, "
+             "profiles.first_identity FROM profiles WHERE profiles.id IN ({ids})")
+_TRIGGERS = "SELECT events.id, events.properties FROM events WHERE events.id IN ({ids})"
+# `status || ''`: see `_not_indexed`.
+_RECENT_SENT = ("SELECT outbox.profile_id, outbox.channel, outbox.send_at, outbox.status, outbox.run_id FROM outbox "
+                "WHERE outbox.profile_id IN ({ids}) AND outbox.channel IN ({channels}) AND outbox.send_at >= ? "
+                "AND (outbox.status || '') IN ({statuses})")
 
 
 def _object(text: str | None) -> dict[str, Any]:
-    """A JSON object column read as text (`cast(..., Text)`), decoded: `{}` for NULL."""
-    return dict(json.loads(text)) if text else {}
+    """A JSON object column read as text (`CAST(... AS TEXT)`), decoded: `{}` for NULL."""
+    if not text or text == "{}":  # most runs' results and arms
+        return {}
+    return dict(json.loads(text))
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -157,10 +204,12 @@ class RunRow:
     converted: set[str] | None = None  # goals already credited; read on the first goal
 
     @classmethod
-    def of(cls, row: Any) -> RunRow:
-        return cls(row.id, row.profile_id, row.journey_id, row.version_id, row.step_id, row.state, row.entered_at,
-                   row.wake_at, row.waiting_since, row.trigger_event_id, _object(row.results),
-                   _object(row.split_arms), row.row_version)
+    def read(cls, d: _Driver, row: Sequence[Any]) -> RunRow:
+        """A row of `_RUN_SELECT`."""
+        (run_id, profile_id, journey_id, version_id, step_id, state, entered_at, wake_at, waiting_since,
+         trigger_event_id, results, split_arms, row_version) = row
+        return cls(run_id, profile_id, journey_id, version_id, step_id, state, d.moment(entered_at), d.instant(wake_at),
+                   d.instant(waiting_since), trigger_event_id, _object(results), _object(split_arms), row_version)
 
     @property
     def live(self) -> bool:
@@ -177,11 +226,11 @@ class Profile:
     changed: bool = False
 
     @classmethod
-    def of(cls, row: Any) -> Profile:
-        user = {**(row.traits or {}), "tags": list(row.tags or [])}
-        if row.timezone:
-            user["timezone"] = row.timezone
-        return cls(row.id, user, row.first_identity or f"profile:{row.id}")
+    def of(cls, profile_id: int, traits: Any, tags: Any, timezone: str | None, first_identity: str | None) -> Profile:
+        user = {**(traits or {}), "tags": list(tags or [])}
+        if timezone:
+            user["timezone"] = timezone
+        return cls(profile_id, user, first_identity or f"profile:{profile_id}")
 
 
 @dataclass(frozen=True)
@@ -234,6 +283,10 @@ class UnitOfWork:
         default_factory=lambda: defaultdict(list))
     entries_loaded: defaultdict[int, set[int]] = field(default_factory=lambda: defaultdict(set))  # version -> users
     sent_since: datetime | None = None  # outbox rows of loaded users from here on are in `sent`
+    # The batch's users: the first question about one's messages, held messages or history
+    # loads those of them all. `users_loaded`: those whose live runs and newest entries are here
+    # too (`expect_users` leaves them to the first question that needs them).
+    users: set[int] = field(default_factory=set)
     users_loaded: set[int] = field(default_factory=set)  # profiles whose runs are in `live` / `last_entered`
     trigger_props: dict[int, dict[str, Any]] = field(default_factory=dict)  # event id -> properties
     timers: dict[int, tuple[str, datetime] | None] = field(default_factory=dict)  # run id -> its timer, or none
@@ -254,17 +307,17 @@ class UnitOfWork:
     def load_profiles(self, profile_ids: Iterable[int]) -> None:
         """Load profiles not yet here, following merges to their survivors."""
         wanted = sorted({p for p in profile_ids if p not in self.profiles and p not in self.survivors})
+        d = driver(self.conn)
         while wanted:
             merged: dict[int, int] = {}
             for part in chunks(wanted):
-                for row in self.conn.execute(select(profiles.c.id, profiles.c.traits, profiles.c.tags,
-                                                    profiles.c.timezone, profiles.c.merged_into,
-                                                    profiles.c.first_identity)
-                                             .where(profiles.c.id.in_(part))):
-                    if row.merged_into is None:
-                        self.profiles[row.id] = Profile.of(row)
+                for profile_id, traits, tags, timezone, merged_into, first_identity in self.conn.exec_driver_sql(
+                        d.select(_PROFILES, part), tuple(part)).all():
+                    if merged_into is None:
+                        self.profiles[profile_id] = Profile.of(profile_id, d.decoded(traits), d.decoded(tags),
+                                                               timezone, first_identity)
                     else:
-                        merged[row.id] = row.merged_into
+                        merged[profile_id] = merged_into
             self.survivors.update(merged)
             wanted = sorted({s for s in merged.values() if s not in self.profiles and s not in self.survivors})
 
@@ -274,47 +327,72 @@ class UnitOfWork:
         return profile_id
 
     def profile(self, profile_id: int) -> Profile:
+        found = self.profiles.get(profile_id)  # a survivor: merged-away profiles are never kept here
+        if found is not None:
+            return found
         self.load_profiles([profile_id])
         return self.profiles[self.survivor(profile_id)]
 
     def load_users(self, profile_ids: Iterable[int]) -> None:
         """Profiles plus what entries and event matching need: live runs (and the events that
-        started them) and the newest entry per journey."""
+        started them) and the newest entry per journey; for the users `expect_users` named too,
+        so that the batch still reads them in one pass."""
         given = list(profile_ids)
         if all(p in self.users_loaded for p in given):
             return
         self.load_profiles(given)
-        wanted = sorted({self.survivor(p) for p in given} - self.users_loaded)
+        wanted = sorted(({self.survivor(p) for p in given} | self.users) - self.users_loaded)
         if not wanted:
             return
+        d = driver(self.conn)
         for part in chunks(wanted):
-            self._adopt(self.conn.execute(_RUN_ROW.where(and_(
-                journey_runs.c.profile_id.in_(part), journey_runs.c.state.in_(LIVE_STATES)))))
-            for row in self.conn.execute(
-                    select(journey_runs.c.profile_id, journey_runs.c.journey_id, func.max(journey_runs.c.entered_at))
-                    .where(journey_runs.c.profile_id.in_(part))
-                    .group_by(journey_runs.c.profile_id, journey_runs.c.journey_id)):
-                self.last_entered[(row[0], row[1])] = row[2]
+            self._adopt(self.conn.exec_driver_sql(d.select(_LIVE_RUNS, part), (*part, *sorted(LIVE_STATES))).all())
+            for profile_id, journey_id, newest in self.conn.exec_driver_sql(d.select(_NEWEST_ENTRIES, part),
+                                                                            tuple(part)).all():
+                # An entry this unit made is newer than any stored one (and can only follow this load).
+                self.last_entered.setdefault((profile_id, journey_id), d.moment(newest))
         self.users_loaded.update(wanted)
+        self.users.update(wanted)
         self.load_triggers(self.runs.values())
+
+    def expect_users(self, profile_ids: Iterable[int]) -> None:
+        """The batch's users, whose profiles are loaded now and whose live runs and newest entries
+        wait for the first question that needs them (`load_users`, for all of them at once).
+
+        Why: a timer moves its own run, loaded by id; most never ask about the user's other runs
+        (only a profile change, re-evaluating entries and exits, does), and reading and decoding
+        those runs was a third of a timer's cost. Whatever a later load reads, the runs this unit
+        holds already win (`_adopt`), so loading late reads the same as loading first."""
+        given = list(profile_ids)
+        self.load_profiles(given)
+        self.users.update(self.survivor(p) for p in given)
+
+    def _member(self, profile_id: int) -> None:
+        """Make the user one of the batch's (`users`), loading it as `load_users` does if new."""
+        if self.survivor(profile_id) not in self.users:
+            self.load_users([profile_id])
 
     def load_runs(self, run_ids: Iterable[int]) -> None:
         wanted = sorted({r for r in run_ids if r not in self.runs})
+        d = driver(self.conn)
         for part in chunks(wanted):
-            self._adopt(self.conn.execute(_RUN_ROW.where(journey_runs.c.id.in_(part))))
+            self._adopt(self.conn.exec_driver_sql(d.select(_RUNS_BY_ID, part), tuple(part)).all())
 
     def load_triggers(self, runs: Iterable[RunRow]) -> None:
         wanted = sorted({r.trigger_event_id for r in runs
                          if r.trigger_event_id is not None and r.trigger_event_id not in self.trigger_props})
+        d = driver(self.conn)
         for part in chunks(wanted):
-            for row in self.conn.execute(select(events.c.id, events.c.properties).where(events.c.id.in_(part))):
-                self.trigger_props[row.id] = dict(row.properties or {})
+            for event_id, properties in self.conn.exec_driver_sql(d.select(_TRIGGERS, part), tuple(part)).all():
+                self.trigger_props[event_id] = dict(d.decoded(properties) or {})
 
-    def _adopt(self, rows: Iterable[Any]) -> None:
+    def _adopt(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Keep the runs of `rows` (of `_RUN_SELECT`) that this unit does not hold yet."""
+        d = driver(self.conn)
         for row in rows:
-            if row.id in self.runs:
+            if row[0] in self.runs:
                 continue  # ours is newer
-            run = RunRow.of(row)
+            run = RunRow.read(d, row)
             self.runs[run.id] = run
             self.entries[(run.profile_id, run.version_id)].append((run.entered_at, run.id))
             if run.live:
@@ -359,9 +437,11 @@ class UnitOfWork:
         itself is kept by `_adopt` and `start_run`, so this costs one query per version set and
         a pass over the users, never a rebuild over users x versions or over every run here."""
         users = sorted(set().union(*(self.users_loaded - self.entries_loaded[v] for v in versions)))
+        d = driver(self.conn)
+        wanted = sorted(set(versions))
         for part in chunks(users):
-            self._adopt(self.conn.execute(_RUN_ROW.where(and_(
-                journey_runs.c.profile_id.in_(part), journey_runs.c.version_id.in_(sorted(set(versions)))))))
+            self._adopt(self.conn.exec_driver_sql(d.select(_ENTRY_RUNS, part, versions=wanted),
+                                                  (*part, *wanted)).all())
         for version in versions:
             self.entries_loaded[version].update(users)
 
@@ -381,7 +461,7 @@ class UnitOfWork:
     def sent_count(self, profile_id: int, channel: str | None, since: datetime) -> int:
         """Messages queued or sent to this user since `since`, those of this batch included.
         The first question loads the recent messages of every user of the batch at once."""
-        self.load_users([profile_id])
+        self._member(profile_id)
         if self.sent_since is None or since < self.sent_since:
             self._load_sent(since)
         channels = [channel] if channel else sorted(MESSAGE_CHANNELS)
@@ -391,13 +471,14 @@ class UnitOfWork:
     def _load_sent(self, since: datetime) -> None:
         buffered = {key: [s for s in sent if s.buffered] for key, sent in self.sent.items()}
         self.sent = defaultdict(list, buffered)
-        for part in chunks(sorted(self.users_loaded)):
-            for row in self.conn.execute(select(outbox.c.profile_id, outbox.c.channel, outbox.c.send_at,
-                                                outbox.c.status, outbox.c.run_id).where(and_(
-                    outbox.c.profile_id.in_(part), outbox.c.channel.in_(sorted(MESSAGE_CHANNELS)),
-                    outbox.c.send_at >= since, _not_indexed(outbox.c.status).in_(COUNTED_STATUSES)))):
-                self.sent[row.profile_id].append(_Sent(row.channel, row.send_at, row.status, buffered=False,
-                                                       run_id=row.run_id))
+        d = driver(self.conn)
+        channels = sorted(MESSAGE_CHANNELS)
+        for part in chunks(sorted(self.users)):
+            sql = d.select(_RECENT_SENT, part, channels=channels, statuses=COUNTED_STATUSES)
+            for profile_id, channel, send_at, status, run_id in self.conn.exec_driver_sql(
+                    sql, (*part, *channels, d.when(since), *COUNTED_STATUSES)).all():
+                self.sent[profile_id].append(_Sent(channel, d.moment(send_at), status, buffered=False,
+                                                   run_id=run_id))
         self.sent_since = since
 
     def history_count(self, profile_id: int, event: str, where: EventPredicate | None,
@@ -405,10 +486,10 @@ class UnitOfWork:
         """`count of ...` over the user's stored events (this batch's included, as they are
         stored before they are applied), leaving out the event with id `without`. The first
         question about an event name loads that name's events for every user of the batch."""
-        self.load_users([profile_id])
+        self._member(profile_id)
         loaded = self.history.setdefault(event, {})
         if profile_id not in loaded:
-            wanted = sorted(self.users_loaded - loaded.keys())
+            wanted = sorted(self.users - loaded.keys())
             for p in wanted:
                 loaded[p] = []
             for part in chunks(wanted):
@@ -459,10 +540,10 @@ class UnitOfWork:
     def holding_runs(self, profile_id: int) -> list[int]:
         """Runs of this user with messages held for later (quiet hours), stored or of this batch.
         The first question loads the held messages of every user of the batch, in one query."""
-        self.load_users([profile_id])
+        self._member(profile_id)
         profile_id = self.survivor(profile_id)
         if profile_id not in self.held:
-            wanted = sorted(p for p in self.users_loaded if p not in self.held)
+            wanted = sorted(p for p in self.users if p not in self.held)
             for p in wanted:
                 self.held[p] = []
             for part in chunks(wanted):
@@ -515,7 +596,8 @@ class UnitOfWork:
 
     def claim_coupon(self, profile_id: int, run_id: int, pool: str, key: str) -> Mapping[str, Any] | None:
         """A free code of `pool` for this user under idempotency key `key` (`storage.coupons`)."""
-        self._insert_new_runs([r for r in self.new_runs if r.id == run_id])  # the code row refers to it
+        if self.new_runs:  # the code row refers to the run
+            self._insert_new_runs([r for r in self.new_runs if r.id == run_id])
         return coupons.claim(self.conn, pool, profile_id, run_id, key, self.now)
 
     def mark_processed(self, event_ids: Sequence[int]) -> None:
@@ -541,10 +623,11 @@ class UnitOfWork:
         self._flush_timers()
         if self.outbox_rows:
             d = driver(self.conn)
+            when = self._when(d)
             self.conn.exec_driver_sql(d.sql(_OUTBOX_INSERT), [
                 (r["idempotency_key"], r["run_id"], r["profile_id"], r["journey_id"], r["step_id"], r["channel"],
-                 d.json(r["payload"]), d.when(r["send_at"]), r["status"], r["last_error"], d.when(r["created_at"]),
-                 d.when(r["updated_at"])) for r in self.outbox_rows])
+                 d.json(r["payload"]), when(r["send_at"]), r["status"], r["last_error"], when(r["created_at"]),
+                 when(r["updated_at"])) for r in self.outbox_rows])
             self.outbox_rows = []
             for sent in self.sent.values():
                 for s in sent:
@@ -557,11 +640,26 @@ class UnitOfWork:
         if self.conversion_rows:
             self.conn.execute(insert(conversions), self.conversion_rows)
             self.conversion_rows = []
-        totals = counters.summed(self.counters)
+        totals = _summed(self.counters)
         if totals:
             d = driver(self.conn)
             self.conn.exec_driver_sql(d.sql(counters.UPSERT_SQL), [(v, s, m, d.when(b), n) for v, s, m, b, n in totals])
         self.counters = []
+
+    def _when(self, d: _Driver) -> Callable[[datetime | None], Any]:
+        """`d.when`, rendering each distinct instant in UTC once: most of what a flush writes is
+        this unit's `now`, and deadlines and send times repeat (a wait's, quiet hours' end).
+        Other zones are rendered every time: two equal instants of one zone may differ in `fold`."""
+        rendered: dict[datetime, Any] = {}
+
+        def when(value: datetime | None) -> Any:
+            if value is None or value.tzinfo is not UTC:
+                return d.when(value)
+            found = rendered.get(value)
+            if found is None:
+                found = rendered[value] = d.when(value)
+            return found
+        return when
 
     def _flush_profiles(self) -> None:
         changed = [p for p in self.profiles.values() if p.changed]
@@ -581,11 +679,12 @@ class UnitOfWork:
         if not runs:
             return
         d = driver(self.conn)
-        now = d.when(self.now)
+        when = self._when(d)
+        now = when(self.now)
         self.conn.exec_driver_sql(d.sql(_RUN_INSERT), [
-            (r.id, r.profile_id, r.journey_id, r.version_id, r.step_id, r.state, d.when(r.entered_at), now,
-             d.when(r.wake_at), d.when(r.waiting_since), r.trigger_event_id, d.json(r.results), d.json(r.split_arms),
-             r.row_version) for r in runs])
+            (r.id, r.profile_id, r.journey_id, r.version_id, r.step_id, r.state, when(r.entered_at), now,
+             when(r.wake_at), when(r.waiting_since), r.trigger_event_id, _json_object(d, r.results),
+             _json_object(d, r.split_arms), r.row_version) for r in runs])
         for r in runs:
             r.dirty = False
         written = {r.id for r in runs}
@@ -597,9 +696,10 @@ class UnitOfWork:
         if not dirty:
             return
         d = driver(self.conn)
-        now = d.when(self.now)
-        params = [(r.state, r.step_id, d.when(r.wake_at), d.when(r.waiting_since), d.json(r.results),
-                   d.json(r.split_arms), now, r.id, r.row_version) for r in dirty]
+        when = self._when(d)
+        now = when(self.now)
+        params = [(r.state, r.step_id, when(r.wake_at), when(r.waiting_since), _json_object(d, r.results),
+                   _json_object(d, r.split_arms), now, r.id, r.row_version) for r in dirty]
         done = self.conn.exec_driver_sql(d.sql(_RUN_UPDATE), params)
         if self.conn.dialect.supports_sane_multi_rowcount and done.rowcount != len(params):
             raise ConcurrentUpdate(f"{len(params) - done.rowcount} of {len(params)} runs changed under this batch")
@@ -611,7 +711,8 @@ class UnitOfWork:
         if not self.timers:
             return
         d = driver(self.conn)
-        rows = [(run_id, d.when(due_at), TIMER_KIND, step)
+        when = self._when(d)
+        rows = [(run_id, when(due_at), TIMER_KIND, step)
                 for run_id, timer in sorted(self.timers.items()) if timer is not None
                 for step, due_at in [timer]]
         if d.postgresql:
@@ -623,6 +724,28 @@ class UnitOfWork:
             if rows:
                 self.conn.exec_driver_sql(d.sql(_TIMER_INSERT), rows)
         self.timers = {}
+
+
+def _json_object(d: _Driver, value: dict[str, Any]) -> str:
+    """A JSON object column's text; most runs' results and split arms are empty."""
+    return d.json(value) if value else "{}"
+
+
+def _summed(rows: Iterable[counters.CounterRow]) -> list[counters.CounterRow]:
+    """`counters.summed`, after adding up the rows of one counter at one moment: a batch's rows
+    nearly all carry its `now`, and finding each row's hour was most of the summing's cost.
+    Only moments in UTC are merged: two equal moments in another zone may differ by `fold`,
+    and so lie in different hours."""
+    merged: dict[tuple[int, str, str, datetime], int] = {}
+    others: list[counters.CounterRow] = []
+    for row in rows:
+        version_id, step_id, metric, moment, n = row
+        if moment.tzinfo is UTC:
+            key = (version_id, step_id, metric, moment)
+            merged[key] = merged.get(key, 0) + n
+        else:
+            others.append(row)
+    return counters.summed([*((v, s, m, at, n) for (v, s, m, at), n in merged.items()), *others])
 
 
 def _not_indexed(status: ColumnElement[str]) -> ColumnElement[str]:
