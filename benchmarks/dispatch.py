@@ -10,14 +10,15 @@ The provider is the generic HTTP one (with an idempotency header) against a Star
 separate process, so the server does not share our interpreter. Retries are due almost at once
 (backoff base 10 ms) so the run measures them instead of waiting.
 
-Each run prints, in the same minute against the same server, three rows:
+Each run prints, in the same minute against the same server, four rows:
 
-- the floor the issue names: the same number of messages sent from one bare `httpx.AsyncClient`
-  whose pool is sized to the concurrency, the same concurrency, each 503 retried at once, no
-  database, no templates;
+- the same number of messages sent from one bare `httpx.AsyncClient` whose pool is sized to the
+  concurrency, the same concurrency, each 503 retried at once, no database, no templates;
 - the same with httpx's transport and a connection per concurrency slot, which is how the
-  providers send (actions/providers/base.py says why): the floor of the HTTP work the dispatcher
-  does, so that dispatcher / this floor is the cost of everything else (claim, render, rate
+  HTTP/2 provider (APNs) sends;
+- the same through one bare `aiohttp.ClientSession`, which is how HTTP/1.1 providers send
+  (actions/providers/transport.py says why): the floor of the HTTP work the dispatcher does
+  here, so that dispatcher / this floor is the cost of everything else (claim, render, rate
   limits, record);
 - the dispatcher end to end (claim, render, send, record), through `Dispatcher.run`.
 
@@ -25,8 +26,8 @@ For each: messages sent per second, requests made, the process's CPU over the ph
 of one core (the server runs in another process) and in microseconds per message. On a shared
 machine the CPU per message is the steadier figure: a phase that gets less of a core goes slower.
 
-`--loops` runs the three on asyncio's own event loop and on uvloop, one after the other (both by
-default): whether the loop's share of the CPU is worth swapping it (docs/performance.md: it is not).
+`--loops asyncio uvloop` runs them on asyncio's own event loop and on uvloop, one after the
+other: whether the loop's share of the CPU is worth swapping it (docs/performance.md: it is not).
 """
 
 from __future__ import annotations
@@ -187,6 +188,31 @@ async def floor_client(url: str, rows: int, concurrency: int) -> int:
     return next(requests) - 1
 
 
+async def floor_aiohttp(url: str, rows: int, concurrency: int) -> int:
+    """The same through one bare `aiohttp.ClientSession` whose pool is the concurrency, which is
+    what HTTP/1.1 providers send through (actions/providers/transport.py); requests made."""
+    import aiohttp
+
+    requests = itertools.count(1)
+    gate = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def one(n: int) -> None:
+            body = BODY.format(n=n, m=n % 97).encode()
+            async with gate:
+                while True:
+                    next(requests)
+                    async with session.post(url, data=body, headers={
+                            "Content-Type": "application/json", "X-Request-Id": f"bench/{n}"}) as response:
+                        await response.read()
+                        if response.status != 503:
+                            if response.status >= 300:
+                                raise RuntimeError(f"the floor got HTTP {response.status}")
+                            return
+
+        await asyncio.gather(*(one(n) for n in range(rows)))
+    return next(requests) - 1
+
+
 async def floor_slots(url: str, rows: int, concurrency: int) -> int:
     """The same through httpx's transport, one connection per slot, requests built by hand; requests made."""
     requests = itertools.count(1)
@@ -267,7 +293,7 @@ def on_uvloop(main: Coroutine[Any, Any, T]) -> T:
 
 def run(url: str, rows: int, concurrency: int, batch: int, bare_rows: int, loop: str, console: Console
         ) -> list[dict[str, Any]]:
-    """The three phases, every one on the same event loop (`loop`: asyncio's own or uvloop)."""
+    """The four phases, every one on the same event loop (`loop`: asyncio's own or uvloop)."""
     run_async = on_uvloop if loop == "uvloop" else asyncio.run
     db = connect(url)
     migrate(db)
@@ -279,6 +305,10 @@ def run(url: str, rows: int, concurrency: int, batch: int, bare_rows: int, loop:
         with console.status("floor: a connection per slot"), Phase() as phase:
             requests = run_async(floor_slots(provider_url, rows, concurrency))
         results.append(figures(f"{loop}: floor, httpx transport, a connection per slot", rows, requests, phase))
+        with console.status("floor: one aiohttp session"), Phase() as phase:
+            requests = run_async(floor_aiohttp(provider_url, rows, concurrency))
+        results.append(figures(f"{loop}: floor, one aiohttp.ClientSession, pool = concurrency", rows, requests,
+                               phase))
         with console.status(f"dispatcher ({db.dialect.name})"), Phase() as phase:
             sent, requests = run_async(dispatch_all(db, bench_settings(provider_url, concurrency, batch), rows))
         results.append(figures(f"{loop}: dispatcher ({db.dialect.name})", sent, requests, phase))
@@ -302,8 +332,8 @@ def main() -> None:
                                                       "is slow, see actions/providers/base.py)")
     parser.add_argument("--database", help="a PostgreSQL URL: the run uses a schema of its own there "
                                            "(default: a SQLite file in a temporary directory)")
-    parser.add_argument("--loops", nargs="+", choices=["asyncio", "uvloop"], default=["asyncio", "uvloop"],
-                        help="event loops to run every phase on, one after the other (default: both)")
+    parser.add_argument("--loops", nargs="+", choices=["asyncio", "uvloop"], default=["asyncio"],
+                        help="event loops to run every phase on, one after the other (`asyncio uvloop` for both)")
     parser.add_argument("--smoke", action="store_true", help="a few hundred rows: CI's check that this still runs")
     args = parser.parse_args()
     if args.smoke:
@@ -317,8 +347,9 @@ def main() -> None:
         table.add_column(column, justify="right", no_wrap=not column)
     for loop in args.loops:
         with tempfile.TemporaryDirectory() as scratch, fresh_database(args.database, Path(scratch)) as url:
-            slots, dispatcher, bare = run(url, args.rows, args.concurrency, args.batch, bare_rows, loop, console)
-        for result in (bare, slots, dispatcher):
+            slots, aio, dispatcher, bare = run(url, args.rows, args.concurrency, args.batch, bare_rows, loop,
+                                               console)
+        for result in (bare, slots, aio, dispatcher):
             table.add_row(result["name"], f"{result['sent']:,}", f"{result['requests']:,}",
                           f"{result['seconds']:.1f}", f"{result['rate']:,.0f}", f"{result['cpu_share']:.2f}",
                           f"{result['cpu_us']:,.0f}", f"{dispatcher['rate'] / result['rate']:.2f}")

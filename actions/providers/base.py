@@ -5,13 +5,16 @@ and either returns a `Receipt` or raises one of the `DeliveryError`s that tell t
 what to do next. The one judgement that needs care is a failure *after* the request left:
 only a provider that the remote side deduplicates by our key (`idempotent`) may call that
 retryable; for the others it is an `UncertainOutcome`.
+
+`HttpProvider` sends over HTTP/1.1 through aiohttp, which takes far less CPU per request than
+httpx, and over HTTP/2 (APNs) through httpx, because aiohttp has no HTTP/2. How each one
+sends, and why, is in `transport`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +26,7 @@ from engine.clock import Clock
 from ..backoff import parse_retry_after
 from ..errors import PermanentFailure, RetryableFailure, SettingsInvalid, UncertainOutcome
 from ..settings import Secret, Section
+from .transport import AiohttpTransport, HttpxTransport, MaybeSent, NotSent, Slots, Transport
 
 USER_AGENT = "Journeyflow-Dispatcher/0.1"
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -30,8 +34,6 @@ MAX_DETAIL_CHARS = 300  # how much of an error response is kept in last_error
 # How many requests a provider may have in flight at once when nobody says (the dispatcher passes
 # its `concurrency`, so that a full window of sends never waits for a connection).
 DEFAULT_CONNECTIONS = 50
-# Failures that happen before a single byte of the request can have been processed.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol, httpx.ProxyError)
 
 
 @dataclass(frozen=True)
@@ -100,46 +102,17 @@ class BearerToken:
         return self._cached[1]
 
 
-class Slots:
-    """`size` HTTP transports of one keep-alive connection each, each lent to one request at a time.
-
-    Why not one `httpx.AsyncClient` whose pool is sized to the concurrency: httpcore's pool
-    (1.0) rescans every connection on every request event, and it hands an idle connection to a
-    second queued request before the first has marked it busy, so one of them fails with
-    `ConnectionNotAvailable` and starts over (counted: one retry per request at 8 connections,
-    five at 50). Side by side on the 2-core machine against benchmarks/dispatch.py's 20 ms
-    loopback provider, 200 in flight: one pool of 200 made 77-96 requests/s at 4-6 ms of CPU
-    each, pools of 8 used in turn 250-550/s at 1.4 ms, a connection per slot 630-690/s at
-    0.8-0.9 ms (the benchmark prints the one-pool figure beside the dispatcher in every run). A
-    slot never races and costs O(1) to find. Last in, first out, so that a small load keeps
-    reusing the same warm connections and the rest stay unopened."""
-
-    def __init__(self, size: int, make: Callable[[], httpx.AsyncHTTPTransport]) -> None:
-        self.transports = [make() for _ in range(max(1, size))]
-        self._free: asyncio.LifoQueue[httpx.AsyncHTTPTransport] = asyncio.LifoQueue()
-        for transport in reversed(self.transports):
-            self._free.put_nowait(transport)
-
-    async def take(self) -> httpx.AsyncHTTPTransport:
-        return await self._free.get()
-
-    def give(self, transport: httpx.AsyncHTTPTransport) -> None:
-        self._free.put_nowait(transport)
-
-    async def aclose(self) -> None:
-        for transport in self.transports:
-            await transport.aclose()
-
-
 class HttpProvider:
     """Base for providers that make one HTTP request per message.
 
-    Requests go straight to httpx's transport (`httpx.Request` in, `httpx.Response` out, with
-    httpx's own exceptions), not through `AsyncClient`: the client's layer (URL and header
-    merging, cookie extraction, auth and redirect flows, event hooks) costs CPU on every send
-    (`build_request` and `extract_cookies` alone were 13% of the send path under cProfile), and
-    a provider needs none of it: no cookies, no redirects (`follow_redirects` was off), and auth
-    is a header it sets itself."""
+    An HTTP/1.1 provider (all but APNs) sends through aiohttp, one `aiohttp.ClientSession` with
+    a pool of `connections` keep-alive connections. An HTTP/2 provider (`http2=True`) sends
+    through httpx, one transport per concurrency slot (`transport.Slots`), because aiohttp speaks
+    no HTTP/2. Why aiohttp: it costs about 200 µs of CPU per request where httpx cost 700 µs,
+    and at 700 µs one process cannot reach the dispatcher's 2,000 messages/s (figures in
+    actions/providers/transport.py). Either way `request` gives back an `httpx.Response` read in
+    full, and a request that fails means the same thing: `failure` and `detail` below, and
+    every provider's own parsing, do not know which client sent it."""
 
     name = "http"
     idempotent = False
@@ -147,39 +120,35 @@ class HttpProvider:
     def __init__(self, timeout: float, clock: Clock, http2: bool = False,
                  connections: int = DEFAULT_CONNECTIONS) -> None:
         self.clock = clock
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        connect = min(timeout, CONNECT_TIMEOUT_SECONDS)
         tls = httpx.create_ssl_context()  # loading the CA bundle takes 60 ms: once, not per connection
-        self.slots = Slots(connections, lambda: httpx.AsyncHTTPTransport(verify=tls, http2=http2, limits=limits))
-        self._extensions = {"timeout": httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)).as_dict()}
+        self.transport: Transport
+        self.slots: Slots | None = None  # HTTP/2's httpx transports
+        if http2:
+            http2_transport = HttpxTransport(timeout, connect, connections, tls, http2=True)
+            self.transport, self.slots = http2_transport, http2_transport.slots
+        else:
+            tls.set_alpn_protocols(["http/1.1"])  # as httpcore offers it for HTTP/1.1
+            self.transport = AiohttpTransport(timeout, connect, connections, tls)
 
     async def aclose(self) -> None:
-        await self.slots.aclose()
+        await self.transport.aclose()
 
     async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
                       content: bytes | None = None, json: Any = None, data: Mapping[str, str] | None = None
                       ) -> httpx.Response:
         """The response, read in full, if it is a success; otherwise the `DeliveryError` it amounts to."""
-        request = httpx.Request(method, url, headers={"User-Agent": USER_AGENT, **(headers or {})}, content=content,
-                                json=json, data=data, extensions=self._extensions)
-        transport = await self.slots.take()
+        sent = {"User-Agent": USER_AGENT, **(headers or {})}
         try:
-            response = await transport.handle_async_request(request)
-            try:
-                await response.aread()  # the connection goes back to its slot's pool once read
-            except BaseException:
-                await response.aclose()
-                raise
-        except NOT_SENT as error:
-            raise RetryableFailure(f"{self.name}: could not connect: {_describe(error)}") from error
-        except httpx.TransportError as error:
+            response = await self.transport.send(method, url, sent, content, json, data)
+        except NotSent as error:
+            raise RetryableFailure(f"{self.name}: could not connect: {error}") from error.__cause__
+        except MaybeSent as error:
             if self.idempotent:
-                raise RetryableFailure(f"{self.name}: {_describe(error)} after sending; retried under the same key"
-                                       ) from error
-            raise UncertainOutcome(f"{self.name}: {_describe(error)} after the request was sent: it may have been "
-                                   "delivered, and this provider cannot deduplicate a retry") from error
-        finally:
-            self.slots.give(transport)
-        response.request = request
+                raise RetryableFailure(f"{self.name}: {error} after sending; retried under the same key"
+                                       ) from error.__cause__
+            raise UncertainOutcome(f"{self.name}: {error} after the request was sent: it may have been "
+                                   "delivered, and this provider cannot deduplicate a retry") from error.__cause__
         if response.is_success:
             return response
         raise self.failure(response)
@@ -203,7 +172,3 @@ class HttpProvider:
             return response.text[:MAX_DETAIL_CHARS] or response.reason_phrase
         return json.dumps(data, ensure_ascii=False)[:MAX_DETAIL_CHARS]
 
-
-def _describe(error: Exception) -> str:
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -263,6 +263,13 @@ def gateway() -> Iterator[Served]:
 # --------------------------------------------------------------------------- settings and rows
 
 
+# Request timeouts of the test providers. A request that must succeed gets one a loaded machine
+# never misses (a provider's timeout is for the whole request: a 0.5 s one tripped on a busy
+# CI machine); one sent to a server scripted to hang gets a short one, so the test ends soon.
+SENDING_TIMEOUT = 10.0
+HANG_TIMEOUT = 0.5
+
+
 def settings(**tables: Any) -> Settings:
     """Settings from plain tables, as a TOML file would give them; loopback targets allowed."""
     data: dict[str, Any] = {"guard": {"allow_private": True}, **tables}
@@ -270,13 +277,13 @@ def settings(**tables: Any) -> Settings:
 
 
 def twilio_settings(url: str, **extra: Any) -> dict[str, Any]:
-    return {"provider": "twilio", "rate_per_second": 1000, "burst": 1000, "timeout_seconds": 0.5,
+    return {"provider": "twilio", "rate_per_second": 1000, "burst": 1000, "timeout_seconds": SENDING_TIMEOUT,
             "twilio": {"account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN, "from": "+15005550006",
                        "base_url": url}, **extra}
 
 
 def webhook_settings(**extra: Any) -> dict[str, Any]:
-    return {"provider": "http", "rate_per_second": 1000, "burst": 1000, "timeout_seconds": 0.5,
+    return {"provider": "http", "rate_per_second": 1000, "burst": 1000, "timeout_seconds": SENDING_TIMEOUT,
             "http": {"signing_secret": WEBHOOK_SECRET}, **extra}
 
 

@@ -26,6 +26,7 @@ from engine.messages import parse_message
 from engine.runtime import Runtime
 from storage.tables import outbox
 from tests.actions.conftest import (
+    HANG_TIMEOUT,
     NOW,
     Rows,
     Served,
@@ -192,7 +193,7 @@ def test_a_timeout_after_sending_is_uncertain_without_an_idempotency_key(db: Eng
     twilio.remote.script = ["hang"]
     message = rows.add("sms", sms("hello"))
     clock = VirtualClock(NOW)
-    config = settings(sms=twilio_settings(twilio.url))
+    config = settings(sms=twilio_settings(twilio.url, timeout_seconds=HANG_TIMEOUT))
     assert dispatch(db, config, clock)[0].statuses == {"uncertain": 1}
     assert "may have been delivered" in row(db, message).last_error
     clock.move_to(NOW + timedelta(days=1))
@@ -206,10 +207,10 @@ def test_a_timeout_after_sending_is_retried_under_the_same_key_where_supported(d
     receiver.remote.now = lambda: clock.now()
     call = rows.add("webhook", {"url": f"{receiver.url}/points", "body": {"points": 200}})
     clock = VirtualClock(NOW)
-    config = settings(webhook=webhook_settings())
-    assert dispatch(db, config, clock)[0].statuses == {"deferred": 1}
+    assert dispatch(db, settings(webhook=webhook_settings(timeout_seconds=HANG_TIMEOUT)), clock)[0].statuses == {
+        "deferred": 1}
     clock.move_to(row(db, call).next_attempt_at)
-    assert dispatch(db, config, clock)[0].statuses == {"sent": 1}
+    assert dispatch(db, settings(webhook=webhook_settings()), clock)[0].statuses == {"sent": 1}
     first, second = receiver.remote.received
     assert first["key"] == second["key"] == row(db, call).idempotency_key
 
@@ -253,11 +254,10 @@ def test_a_crash_between_send_and_commit_leaves_uncertain_or_resends_under_the_k
     assert [r["first"] for r in receiver.remote.received] == [True, False]  # the receiver acted once
 
 
-# The tests of several dispatchers are about claims, not timeouts. conftest's 0.5 s request
-# timeout is a wall-clock deadline that a loaded machine misses (30 requests in flight to one
-# loopback server, on threads sharing the GIL), and a webhook that times out is rightly deferred
-# to a retry 15 to 30 s ahead, on a VirtualClock that never gets there: the dispatchers then
-# rightly stop idle with rows unsent. Their requests get a deadline no loopback request nears.
+# The tests of several dispatchers are about claims, not timeouts. Even conftest's generous
+# request timeout is a wall-clock deadline, and a webhook that times out is rightly deferred
+# to a retry 15 to 30 s ahead, on a VirtualClock that never gets there: the dispatchers would
+# then rightly stop idle with rows unsent. Their requests get a deadline no loopback request nears.
 UNHURRIED = webhook_settings(timeout_seconds=60)
 
 

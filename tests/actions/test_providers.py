@@ -22,7 +22,9 @@ from engine.clock import VirtualClock
 from tests.actions.conftest import (
     APNS_TOKEN,
     FCM_TOKEN,
+    HANG_TIMEOUT,
     NOW,
+    SENDING_TIMEOUT,
     TWILIO_SID,
     WEBHOOK_SECRET,
     Served,
@@ -80,8 +82,9 @@ def test_twilio_can_send_through_a_messaging_service(twilio: Served) -> None:
 def test_twilio_failures_mean_what_they_say(twilio: Served, script: str, error: type[Exception],
                                             retry_after: float | None) -> None:
     twilio.remote.script = [script]
+    timeout = HANG_TIMEOUT if script == "hang" else SENDING_TIMEOUT
     with pytest.raises(error) as raised:
-        send(settings(sms=twilio_settings(twilio.url)), text())
+        send(settings(sms=twilio_settings(twilio.url, timeout_seconds=timeout)), text())
     assert type(raised.value) is error
     assert getattr(raised.value, "retry_after", None) == retry_after
 
@@ -109,7 +112,7 @@ def test_twilio_needs_a_sender() -> None:
 
 
 def fcm_settings(url: str, **fcm: Any) -> dict[str, Any]:
-    return {"provider": "fcm", "timeout_seconds": 0.5,
+    return {"provider": "fcm", "timeout_seconds": SENDING_TIMEOUT,
             "fcm": {"project_id": "lens-app", "access_token": FCM_TOKEN, "base_url": url, **fcm}}
 
 
@@ -145,7 +148,7 @@ def test_fcm_reads_a_refreshed_token_file(fcm: Served, tmp_path: Path) -> None:
 
 
 def apns_settings(url: str) -> dict[str, Any]:
-    return {"provider": "apns", "timeout_seconds": 0.5,
+    return {"provider": "apns", "timeout_seconds": SENDING_TIMEOUT,
             "apns": {"topic": "com.example.lens", "provider_token": APNS_TOKEN, "base_url": url}}
 
 
@@ -184,8 +187,8 @@ def test_apns_bad_device_token_is_permanent_and_an_expired_provider_token_is_ret
 # --------------------------------------------------------------------------- generic HTTP
 
 
-def gateway_settings(url: str) -> dict[str, Any]:
-    return {"provider": "http", "timeout_seconds": 0.5, "http": {
+def gateway_settings(url: str, timeout: float = SENDING_TIMEOUT) -> dict[str, Any]:
+    return {"provider": "http", "timeout_seconds": timeout, "http": {
         "url": f"{url}/v2/send", "headers": {"Authorization": "Bearer gateway-key"},
         "body": '{"mobile": {{ to | tojson }}, "content": {{ text | tojson }}}',
         "idempotency_header": "X-Request-Id", "message_id_field": "id"}}
@@ -201,7 +204,7 @@ def test_the_generic_provider_renders_its_body_template(gateway: Served) -> None
 def test_the_generic_provider_retries_a_timeout_under_its_idempotency_header(gateway: Served) -> None:
     gateway.remote.script = ["hang"]
     with pytest.raises(RetryableFailure, match="same key"):
-        send(settings(sms=gateway_settings(gateway.url)), text())
+        send(settings(sms=gateway_settings(gateway.url, HANG_TIMEOUT)), text())
 
 
 def test_a_body_template_that_is_not_json_fails_the_message(gateway: Served) -> None:
