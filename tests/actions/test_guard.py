@@ -64,6 +64,22 @@ def test_a_name_is_refused_if_any_of_its_addresses_is_internal() -> None:
         asyncio.run(check_url("https://mixed.example.com/", STRICT, resolve))
 
 
+def test_the_same_url_is_resolved_again_at_every_check() -> None:
+    """What a URL names is kept from one check to the next; what its host resolves to is not:
+    a name that moves to an internal address is refused at the next check."""
+    answers = iter([["93.184.216.34"], ["10.0.0.7"]])
+    asked: list[str] = []
+
+    async def resolve(host: str, port: int) -> Sequence[str]:
+        asked.append(f"{host}:{port}")
+        return next(answers)
+
+    asyncio.run(check_url("https://hooks.example.com/points", STRICT, resolve))
+    with pytest.raises(UnsafeTarget, match=r"resolves to 10[.]0[.]0[.]7"):
+        asyncio.run(check_url("https://hooks.example.com/points", STRICT, resolve))
+    assert asked == ["hooks.example.com:443"] * 2
+
+
 def test_a_name_that_does_not_resolve_is_retried_later() -> None:
     with pytest.raises(RetryableFailure, match="cannot resolve"):
         check("https://no-such-host.invalid/")
