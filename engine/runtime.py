@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, Engine, Integer, and_, cast, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,7 +31,7 @@ from dsl.graph import CompiledJourney
 from dsl.reads import changed_fields
 from storage import alerts, counters, coupons, writer
 from storage.counters import JOURNEY_LEVEL  # re-exported: callers import it from here
-from storage.tables import events, journey_runs, journey_versions, journeys, profiles, schedule_ticks, timers
+from storage.tables import journey_runs, journey_versions, journeys, profiles, schedule_ticks, timers
 
 from . import groups, identity, intake
 from .clock import Clock
@@ -221,12 +221,16 @@ class Runtime:
             if conn.dialect.name == "postgresql" and not conn.execute(select(func.pg_try_advisory_xact_lock(
                     partition_lock_space(), cast(count * 65_536 + index, Integer)))).scalar():
                 return 0
-            query = select(events).where(events.c.processed_at.is_(None))
+            d = driver(conn)
             if count > 1:
-                query = query.where(events.c.profile_id % count == index)
-            rows = conn.execute(query.order_by(events.c.id).limit(limit)).all()
-            if not rows:
+                found = conn.exec_driver_sql(_PG_PARTITION_EVENTS if d.postgresql else _PARTITION_EVENTS,
+                                             (count, index, limit)).all()
+            else:
+                found = conn.exec_driver_sql(d.sql(_UNPROCESSED_EVENTS), (limit,)).all()
+            if not found:
                 return 0
+            rows = [_Event(event_id, profile_id, type_, name, d.decoded(properties), d.moment(occurred_at))
+                    for event_id, profile_id, type_, name, properties, occurred_at in found]
             unit = UnitOfWork(conn, self.clock.now())
             unit.event_props.update((r.id, r.properties or {}) for r in rows)  # decoded once, for `count of` too
             unit.load_users(r.profile_id for r in rows)
@@ -681,6 +685,26 @@ def partition_lock_space() -> ColumnElement[int]:
     (tests, benchmarks, tenants) must not hold each other's partitions."""
     return func.hashtext(func.concat(func.current_schema(), ":journeyflow-events"))
 
+
+class _Event(NamedTuple):
+    """An unprocessed event as the apply path reads it (`_UNPROCESSED_EVENTS`)."""
+
+    id: int
+    profile_id: int
+    type: str
+    name: str | None
+    properties: dict[str, Any] | None
+    occurred_at: datetime
+
+
+# A batch of unprocessed events, oldest first, as SQL text for the driver, for the reason below:
+# through SQLAlchemy each row's three instants and its JSON went through their column types one
+# value at a time. Partitioned: `profile_id % count = index` (`%%` is psycopg's literal `%`).
+_EVENT_COLUMNS = ("SELECT events.id, events.profile_id, events.type, events.name, events.properties, "
+                  "events.occurred_at FROM events WHERE events.processed_at IS NULL")
+_UNPROCESSED_EVENTS = _EVENT_COLUMNS + " ORDER BY events.id LIMIT ?"
+_PARTITION_EVENTS = _EVENT_COLUMNS + " AND events.profile_id % ? = ? ORDER BY events.id LIMIT ?"
+_PG_PARTITION_EVENTS = _EVENT_COLUMNS + " AND events.profile_id %% %s = %s ORDER BY events.id LIMIT %s"
 
 # Due timers of live journeys, earliest first, as SQL text for the driver (`unit_of_work._Driver`):
 # through SQLAlchemy, building the query and processing each row's values cost more than the
