@@ -50,6 +50,11 @@ def compile_expr(expr: m.Expr) -> Compiled:
             return _and(compile_expr(left), compile_expr(right))
         case m.Binary(op="or", left=left, right=right):
             return _or(compile_expr(left), compile_expr(right))
+        case m.Compare(op="==" | "!=" as op, left=left, right=m.Lit(value=value)) if _plain(value):
+            return _compare_to(op, compile_expr(left), value)
+        case m.Compare(op="in" | "not in" as op, left=left, right=m.ListExpr(items=items)) if (
+                texts := _texts(items)) is not None:
+            return _among(op, compile_expr(left), texts)
         case m.Binary(op=op, left=left, right=right) | m.Compare(op=op, left=left, right=right):
             return _apply(_OPERATORS[op], compile_expr(left), compile_expr(right))
         case m.ListExpr(items=items):
@@ -87,6 +92,39 @@ def _apply(op: Operator, left: Compiled, right: Compiled) -> Compiled:
     return lambda scope: op(left(scope), right(scope))
 
 
+# The commonest conditions, `user.city == "上海"`, `event.total >= 100`... compare a value with a
+# literal; audiences and triggers ask them for every event of every user who could enter. For a
+# literal text or number, `_equal` reduces to one type test and `==`, and membership in a list
+# of literal texts to a set lookup: those are built here as such (tests/engine/test_expressions.py
+# checks they agree with the general operators on any value).
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, str) or _is_number(value)
+
+
+def _texts(items: tuple[m.Expr, ...]) -> frozenset[str] | None:
+    """The texts of a list of literal texts; None for any other list."""
+    found = [item.value for item in items if isinstance(item, m.Lit) and isinstance(item.value, str)]
+    return frozenset(found) if items and len(found) == len(items) else None
+
+
+def _compare_to(op: str, left: Compiled, value: Any) -> Compiled:
+    if isinstance(value, str):
+        if op == "==":
+            return lambda scope: isinstance(found := left(scope), str) and found == value
+        return lambda scope: not (isinstance(found := left(scope), str) and found == value)
+    if op == "==":
+        return lambda scope: _is_number(found := left(scope)) and found == value
+    return lambda scope: not (_is_number(found := left(scope)) and found == value)
+
+
+def _among(op: str, left: Compiled, texts: frozenset[str]) -> Compiled:
+    if op == "in":
+        return lambda scope: isinstance(found := left(scope), str) and found in texts
+    return lambda scope: not (isinstance(found := left(scope), str) and found in texts)
+
+
 def _and(left: Compiled, right: Compiled) -> Compiled:
     return lambda scope: bool(left(scope)) and bool(right(scope))
 
@@ -120,6 +158,10 @@ def _path(parts: tuple[str, ...]) -> Compiled:
         return base
     if len(rest) == 1:
         key = rest[0]
+        if root == "user":  # one call fewer for the commonest paths
+            return lambda scope: _get(scope.user, key)
+        if root == "event":
+            return lambda scope: _get(scope.event, key)
         return lambda scope: _get(base(scope), key)
     return lambda scope: _dig(base(scope), rest)
 

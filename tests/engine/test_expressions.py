@@ -605,3 +605,36 @@ def _grow(children: st.SearchStrategy[m.Expr]) -> st.SearchStrategy[m.Expr]:
 @given(st.recursive(_leaf_exprs, _grow, max_leaves=10), worlds)
 def test_random_expressions_never_raise(expr: m.Expr, world: _World) -> None:
     _run(expr, world)
+
+
+# Values where Python's `==` and the language's part ways (True == 1, 1 == 1.0, "1" != 1).
+_TRICKY = st.sampled_from([True, False, 0, 1, 1.0, 0.0, "1", "", None, [1], {"x": 1}, float("nan")])
+_literals = st.sampled_from([0, 1, 1.0, "1", ""]) | st.text(max_size=4) | st.integers() | st.floats() | st.integers(
+    min_value=-(2 ** 70), max_value=2 ** 70)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["==", "!="]), st.sampled_from([("user", "x"), ("event", "x"), ("r",), ("user", "x", "y")]),
+       _literals, _TRICKY | json_like)
+def test_a_comparison_with_a_literal_agrees_with_the_general_operator(op: str, path: tuple[str, ...],
+                                                                      literal: Any, value: Any) -> None:
+    """`user.x == "text"` and `event.total != 3` are built in a shorter form than the general
+    `_equal` (expressions.py); on any value, of any type, they must answer the same."""
+    nested: Any = value
+    for key in reversed(path[1:]):
+        nested = {key: nested}
+    world = {"user": nested if path[0] == "user" else {}, "event": nested if path[0] == "event" else None,
+             "results": {"r": value} if path[0] == "r" else {}}
+    where = Scope(world["user"], datetime(2026, 1, 1, tzinfo=UTC), world["event"], world["results"])
+    expected = expressions._OPERATORS[op](value, literal)
+    assert compile_expr(m.Compare(op, m.Path(path), m.Lit(literal)))(where) is expected
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["in", "not in"]), st.lists(st.text(max_size=3), min_size=1, max_size=4), _TRICKY | json_like)
+def test_membership_in_a_list_of_literal_texts_agrees_with_the_general_operator(op: str, texts: list[str],
+                                                                              value: Any) -> None:
+    where = Scope({"x": value}, datetime(2026, 1, 1, tzinfo=UTC))
+    literal_list = m.ListExpr(tuple(m.Lit(t) for t in texts))
+    expected = expressions._OPERATORS[op](value, list(texts))
+    assert compile_expr(m.Compare(op, m.Path(("user", "x")), literal_list))(where) is expected
