@@ -125,9 +125,7 @@ def test_events_stored_between_sweeps_are_applied_at_once(fleet: Fleet, pg: tupl
     _worker_idle(fleet)
     for round_ in range(3):  # three rounds a second apart: no sweep at second 0 explains them all
         runtime.accept(pings(12, 2, start=1 + 2 * round_, prefix=f"r{round_}"))
-        stored = time.monotonic()
         wait_until(lambda: unapplied(db) == 0, PUSHED_WITHIN, f"round {round_} applied after a push")
-        assert time.monotonic() - stored < PUSHED_WITHIN
         time.sleep(1)
     assert outcome(db).out_of_order == 0
 
