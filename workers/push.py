@@ -84,7 +84,6 @@ class Pusher:
         self._owed: dict[str, _Owed] = {}
         self._layout: tuple[int | None, float] = (None, 0.0)  # (partitions, when read)
         self.pushed = 0  # jobs enqueued by a push (they were not queued or running yet)
-        self.failures = 0  # rounds lost to a Redis error (the sweep finds their work)
 
     def start(self) -> None:
         self._thread.start()
@@ -136,7 +135,6 @@ class Pusher:
                     if self._owed:
                         await self._settle(redis)
                 except RedisError as error:  # the sweep finds this work within a second
-                    self.failures += 1
                     log.warning("push to Redis failed (%s); the sweep will find the events", error)
                     self._owed.clear()
                 if self._closing and not self._profiles:

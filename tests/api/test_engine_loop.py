@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from api.engine_loop import EngineLoop
 from engine.clock import SystemClock
 from engine.messages import parse_message
 from engine.runtime import Runtime
-from storage.tables import events
+
+from ..workers.fleet import wait_until
+from ..workers.workload import unapplied
 
 IDLE_SECONDS = 60.0  # the loop would sleep this long between passes were it not woken
 WOKEN_WITHIN = 10.0
-
-
-def unapplied(db: Engine) -> int:
-    with db.connect() as conn:
-        return int(conn.scalar(select(func.count()).select_from(events).where(events.c.processed_at.is_(None))) or 0)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    began = time.monotonic()
-    while not condition():
-        assert time.monotonic() - began < timeout, "not within the time the wake allows"
-        time.sleep(0.02)
 
 
 def test_accepted_events_wake_the_idle_loop(db: Engine) -> None:
@@ -42,7 +31,7 @@ def test_accepted_events_wake_the_idle_loop(db: Engine) -> None:
         for n in range(3):
             runtime.accept([parse_message({"type": "track", "event": "hi", "userId": f"u{n}",
                                            "messageId": f"hi-{n}"}, datetime.now(UTC))])
-            wait_for(lambda: unapplied(db) == 0, WOKEN_WITHIN)
+            wait_until(lambda: unapplied(db) == 0, WOKEN_WITHIN, f"event {n} applied after the wake")
     finally:
         began = time.monotonic()
         loop.stop()
